@@ -1,0 +1,691 @@
+# -*- coding: utf-8 -*-
+# Copyright: qflow.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PRIVATE to qflow.ops: the backup engine behind qflow.ops.backup and qflow.ops.backup_info.
+
+May change without notice. Runs on the target with the Python standard library only.
+
+Layout of a backup directory::
+
+    <backup_dir>/catalog.json                        the catalog (format 1)
+    <backup_dir>/.catalog.lock                       flock(2) lock serialising writers
+    <backup_dir>/qflow-backup-<id>.tar.gz            one archive per backup, mode 0600
+    <backup_dir>/.tmp-<id>/, .tmp-<id>.tar.gz        staging, removed on success and on error
+
+An archive holds ``manifest.json`` (format 1: id, node_id, created, files [{path, size, sha256}]),
+``data/...`` (the data dir; SQLite ``*.db`` files copied with the online backup API, ``-wal``/``-shm``
+skipped) and ``config/qflow-config.yaml`` (+ ``config/qflow.env`` only when asked).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import sqlite3
+import stat
+import tarfile
+import tempfile
+import zlib
+
+from ansible_collections.qflow.ops.plugins.module_utils._time import iso, parse_iso, utcnow
+
+FORMAT = 1
+CATALOG_NAME = 'catalog.json'
+LOCK_NAME = '.catalog.lock'
+MANIFEST_NAME = 'manifest.json'
+ARCHIVE_PREFIX = 'qflow-backup-'
+ARCHIVE_SUFFIX = '.tar.gz'
+CONFIG_MEMBER = 'config/qflow-config.yaml'
+ENV_MEMBER = 'config/qflow.env'
+SQLITE_SUFFIXES = ('.db',)
+SQLITE_SIDE_FILES = ('-wal', '-shm', '-journal')
+STAMP_FORMAT = '%Y%m%dT%H%M%SZ'
+NODE_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
+_CHUNK = 1024 * 1024
+
+
+class BackupError(Exception):
+    """A failure with a message meant for the operator (cause + what to do next)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def archive_name(backup_id):
+    return ARCHIVE_PREFIX + backup_id + ARCHIVE_SUFFIX
+
+
+def is_archive_name(name):
+    return name.startswith(ARCHIVE_PREFIX) and name.endswith(ARCHIVE_SUFFIX) and len(name) > len(ARCHIVE_PREFIX) + len(ARCHIVE_SUFFIX)
+
+
+def stamp(dt):
+    return dt.strftime(STAMP_FORMAT)
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path):
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_file_atomic(path, data, mode=0o600):
+    """Write bytes to path through a temp file in the same dir + fsync + rename."""
+    directory = os.path.dirname(path) or '.'
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.tmp-', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def age_seconds(created, now=None):
+    try:
+        created_dt = parse_iso(created)
+    except (TypeError, ValueError):
+        return None
+    now = now or utcnow()
+    return round((now - created_dt).total_seconds(), 3)
+
+
+def human_age(seconds):
+    if seconds is None:
+        return 'unknown age'
+    seconds = int(seconds)
+    if seconds < 120:
+        return '%ds' % seconds
+    if seconds < 7200:
+        return '%dm' % (seconds // 60)
+    if seconds < 172800:
+        return '%dh%02dm' % (seconds // 3600, (seconds % 3600) // 60)
+    return '%dd%02dh' % (seconds // 86400, (seconds % 86400) // 3600)
+
+
+# ---------------------------------------------------------------------------------------------
+# catalog
+
+def catalog_path(backup_dir):
+    return os.path.join(backup_dir, CATALOG_NAME)
+
+
+def read_catalog(backup_dir):
+    """Return the catalog dict. A missing catalog (or backup dir) is an empty catalog."""
+    path = catalog_path(backup_dir)
+    try:
+        with open(path, 'rb') as handle:
+            raw = handle.read()
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return {'format': FORMAT, 'backups': []}
+        raise BackupError('cannot read the backup catalog %s: %s; check its permissions (run with become: true)' % (path, exc))
+    try:
+        data = json.loads(raw.decode('utf-8'))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BackupError('the backup catalog %s is not valid JSON (%s); move it aside and run again: the archives it listed '
+                          'will then be reported as orphaned and can be re-registered' % (path, exc))
+    if not isinstance(data, dict) or not isinstance(data.get('backups'), list):
+        raise BackupError('the backup catalog %s has no "backups" list; move it aside and run again' % path)
+    if data.get('format', FORMAT) != FORMAT:
+        raise BackupError('the backup catalog %s has format %r, this collection understands format %d; upgrade qflow.ops'
+                          % (path, data.get('format'), FORMAT))
+    return data
+
+
+def write_catalog(backup_dir, catalog):
+    data = json.dumps(catalog, indent=2, sort_keys=True).encode('utf-8') + b'\n'
+    _write_file_atomic(catalog_path(backup_dir), data, 0o600)
+
+
+class CatalogLock(object):
+    """Exclusive flock on <backup_dir>/.catalog.lock for the duration of a with-block."""
+
+    def __init__(self, backup_dir):
+        self.path = os.path.join(backup_dir, LOCK_NAME)
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info):
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self.fd)
+            self.fd = None
+        return False
+
+
+def _entry_view(backup_dir, entry, now):
+    """Catalog entry + what the directory says about it now (status missing, age)."""
+    view = dict(entry)
+    view['path'] = os.path.join(backup_dir, entry.get('file') or '')
+    view['age_seconds'] = age_seconds(entry.get('created'), now)
+    if not entry.get('file') or not os.path.isfile(view['path']):
+        view['status'] = 'missing'
+    view.setdefault('verified', False)
+    view.setdefault('verified_at', None)
+    return view
+
+
+def _created_key(entry):
+    try:
+        return parse_iso(entry.get('created')).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def list_backups(backup_dir, now=None):
+    """Return {catalog, backups (newest first, with status/age), orphaned (archive names not in the catalog), exists}.
+
+    Never writes anything.
+    """
+    now = now or utcnow()
+    if not os.path.isdir(backup_dir):
+        return {'exists': False, 'backups': [], 'orphaned': [], 'catalog_path': catalog_path(backup_dir)}
+    catalog = read_catalog(backup_dir)
+    entries = [e for e in catalog['backups'] if isinstance(e, dict)]
+    views = [_entry_view(backup_dir, e, now) for e in entries]
+    views.sort(key=_created_key, reverse=True)
+    known = set(e.get('file') for e in entries)
+    orphaned = sorted(name for name in os.listdir(backup_dir) if is_archive_name(name) and name not in known)
+    return {'exists': True, 'backups': views, 'orphaned': orphaned, 'catalog_path': catalog_path(backup_dir)}
+
+
+def latest_completed(backups, node_id=None, verified_only=False):
+    for entry in backups:  # newest first
+        if entry.get('status') != 'completed':
+            continue
+        if node_id is not None and entry.get('node_id') != node_id:
+            continue
+        if verified_only and not entry.get('verified'):
+            continue
+        return entry
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# creation
+
+def default_node_id(hostname):
+    short = (hostname or '').split('.')[0]
+    return short or 'qflow-node'
+
+
+def check_sources(data_dir, config_path, env_path=None, include_env_file=False):
+    """Raise BackupError naming the first missing source. Reads only."""
+    if not os.path.exists(data_dir):
+        raise BackupError('data dir %s does not exist; set data_dir (inventory variable qflow_data_dir) to the node\'s data '
+                          'directory; nothing was written' % data_dir)
+    if not os.path.isdir(data_dir):
+        raise BackupError('data dir %s is not a directory; set data_dir to the node\'s data directory; nothing was written' % data_dir)
+    if not os.access(data_dir, os.R_OK | os.X_OK):
+        raise BackupError('data dir %s is not readable by this user; run the task with become: true; nothing was written' % data_dir)
+    if not os.path.isfile(config_path):
+        raise BackupError('config file %s does not exist or is not a regular file; set config_path (inventory variable '
+                          'qflow_config_path); nothing was written' % config_path)
+    if include_env_file and (not env_path or not os.path.isfile(env_path)):
+        raise BackupError('include_env_file is true but the env file %s does not exist; set env_path (inventory variable '
+                          'qflow_env_path) or drop include_env_file; nothing was written' % env_path)
+
+
+def _is_sqlite_db(name):
+    return name.endswith(SQLITE_SUFFIXES)
+
+
+def _is_sqlite_side_file(name):
+    for suffix in SQLITE_SIDE_FILES:
+        if name.endswith(suffix) and _is_sqlite_db(name[:-len(suffix)]):
+            return True
+    return False
+
+
+def _sqlite_online_copy(src_path, dst_path):
+    """Consistent copy of a (possibly live, WAL-mode) SQLite database with the online backup API."""
+    side_before = dict((s, os.path.exists(src_path + s)) for s in ('-wal', '-shm'))
+    try:
+        src_stat = os.stat(src_path)
+    except OSError:
+        src_stat = None
+    src = sqlite3.connect(src_path, timeout=60)
+    try:
+        dst = sqlite3.connect(dst_path)
+        try:
+            src.backup(dst)
+            dst.commit()
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    # If the node was stopped the -wal/-shm files were created by this connection and normally deleted on close.
+    # Should they stay (node started meanwhile), give them to the database owner so the service can still write them.
+    if src_stat is not None and hasattr(os, 'geteuid') and os.geteuid() == 0:
+        for suffix, existed in side_before.items():
+            side = src_path + suffix
+            if not existed and os.path.exists(side):
+                try:
+                    os.chown(side, src_stat.st_uid, src_stat.st_gid)
+                except OSError:
+                    pass
+    for suffix in ('-wal', '-shm', '-journal'):
+        _remove_quietly(dst_path + suffix)
+
+
+def _sqlite_integrity(data, label):
+    """Return None when PRAGMA integrity_check says ok, else a message naming label."""
+    buf = bytearray(data)
+    if len(buf) >= 20 and buf[:16] == b'SQLite format 3\x00':
+        buf[18] = 1  # treat a WAL-mode header as legacy so the image can be opened without a -wal file
+        buf[19] = 1
+    conn = None
+    tmpdir = None
+    try:
+        conn = sqlite3.connect(':memory:')
+        if hasattr(conn, 'deserialize'):
+            conn.deserialize(bytes(buf))
+        else:  # Python < 3.11
+            conn.close()
+            tmpdir = tempfile.mkdtemp(prefix='qflow-verify-')
+            path = os.path.join(tmpdir, 'check.db')
+            with open(path, 'wb') as handle:
+                handle.write(bytes(buf))
+            conn = sqlite3.connect(path)
+        rows = conn.execute('PRAGMA integrity_check').fetchall()
+    except sqlite3.Error as exc:
+        return '%s: SQLite cannot open the database (%s)' % (label, exc)
+    finally:
+        if conn is not None:
+            conn.close()
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    result = [r[0] for r in rows]
+    if result != ['ok']:
+        return '%s: PRAGMA integrity_check failed: %s' % (label, '; '.join(str(r) for r in result[:5]))
+    return None
+
+
+def _qflow_version_from_db(path):
+    """Best effort: a key/value table (meta, metadata, settings) holding qflow_version or version."""
+    try:
+        conn = sqlite3.connect(path)
+    except sqlite3.Error:
+        return None
+    try:
+        tables = set(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+        for table in ('meta', 'metadata', 'settings', 'kv'):
+            if table not in tables:
+                continue
+            try:
+                row = conn.execute('SELECT value FROM "%s" WHERE key IN (\'qflow_version\', \'version\') ORDER BY key DESC LIMIT 1' % table).fetchone()
+            except sqlite3.Error:
+                continue
+            if row and row[0]:
+                return str(row[0])
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return None
+
+
+def _stage_data_dir(data_dir, stage_root, exclude_dir=None):
+    """Copy the data dir into <stage_root>/data. Return (staged list of (member, path), skipped list, qflow_version)."""
+    staged = []
+    skipped = []
+    version = None
+    exclude_real = os.path.realpath(exclude_dir) if exclude_dir else None
+    for root, dirs, files in os.walk(data_dir):
+        rel_root = os.path.relpath(root, data_dir)
+        if exclude_real:
+            # a backup dir inside the data dir must not back itself up
+            for name in list(dirs):
+                if os.path.realpath(os.path.join(root, name)) == exclude_real:
+                    dirs.remove(name)
+                    skipped.append(os.path.normpath(os.path.join('data', rel_root, name)) + ' (the backup dir)')
+        dirs.sort()
+        # do not descend into symlinked dirs (os.walk default) and keep them out of the archive
+        for name in list(dirs):
+            if os.path.islink(os.path.join(root, name)):
+                skipped.append(os.path.normpath(os.path.join('data', rel_root, name)) + ' (symlink)')
+        for name in sorted(files):
+            src = os.path.join(root, name)
+            member = os.path.normpath(os.path.join('data', rel_root, name)).replace(os.sep, '/')
+            if _is_sqlite_side_file(name):
+                continue
+            try:
+                st = os.lstat(src)
+            except OSError:
+                continue  # vanished while walking
+            if not stat.S_ISREG(st.st_mode):
+                skipped.append(member + (' (symlink)' if stat.S_ISLNK(st.st_mode) else ' (not a regular file)'))
+                continue
+            dst = os.path.join(stage_root, member)
+            if not os.path.isdir(os.path.dirname(dst)):
+                os.makedirs(os.path.dirname(dst), 0o700)
+            if _is_sqlite_db(name):
+                try:
+                    _sqlite_online_copy(src, dst)
+                except sqlite3.Error as exc:
+                    raise BackupError('cannot copy the SQLite database %s with the online backup API: %s; check that it is a '
+                                      'SQLite file and that the node is not holding an exclusive lock' % (src, exc))
+                if version is None:
+                    version = _qflow_version_from_db(dst)
+            else:
+                shutil.copyfile(src, dst)
+            os.chmod(dst, 0o600)
+            staged.append((member, dst))
+    return staged, skipped, version
+
+
+def _new_backup_id(backup_dir, node_id, now, known_ids):
+    base = '%s-%s' % (node_id, stamp(now))
+    candidate = base
+    counter = 1
+    while (candidate in known_ids or os.path.lexists(os.path.join(backup_dir, archive_name(candidate)))
+           or os.path.lexists(os.path.join(backup_dir, '.tmp-' + candidate))):
+        counter += 1
+        candidate = '%s-%d' % (base, counter)
+    return candidate
+
+
+def predict_backup_id(backup_dir, node_id, now=None):
+    now = now or utcnow()
+    known = set()
+    if os.path.isdir(backup_dir):
+        try:
+            known = set(e.get('id') for e in read_catalog(backup_dir)['backups'] if isinstance(e, dict))
+        except BackupError:
+            pass
+        return _new_backup_id(backup_dir, node_id, now, known)
+    return '%s-%s' % (node_id, stamp(now))
+
+
+def _tarinfo(name, size, mtime):
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = int(mtime)
+    info.mode = 0o600
+    info.uid = info.gid = 0
+    info.uname = info.gname = ''
+    info.type = tarfile.REGTYPE
+    return info
+
+
+def _write_archive(tmp_archive, manifest_bytes, staged, mtime):
+    fd = os.open(tmp_archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, 'wb') as raw:
+        with tarfile.open(fileobj=raw, mode='w:gz') as tar:
+            tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes), mtime), io.BytesIO(manifest_bytes))
+            for member, path in staged:
+                with open(path, 'rb') as handle:
+                    tar.addfile(_tarinfo(member, os.fstat(handle.fileno()).st_size, mtime), handle)
+        raw.flush()
+        os.fsync(raw.fileno())
+
+
+def ensure_backup_dir(backup_dir):
+    if os.path.isdir(backup_dir):
+        return False
+    if os.path.lexists(backup_dir):
+        raise BackupError('backup dir %s exists but is not a directory; remove it or choose another backup_dir' % backup_dir)
+    try:
+        os.makedirs(backup_dir, 0o700)
+        os.chmod(backup_dir, 0o700)
+    except OSError as exc:
+        raise BackupError('cannot create the backup dir %s: %s; create it (mode 0700) or run with become: true' % (backup_dir, exc))
+    return True
+
+
+def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, include_env_file=False, verify=True, now=None):
+    """Create, (verify), publish and catalog one backup. Return the catalog entry + details.
+
+    Atomic: nothing appears under the final name or in the catalog unless every step succeeded.
+    """
+    if not NODE_ID_RE.match(node_id or ''):
+        raise BackupError('node_id %r cannot be used in a file name: use letters, digits, ".", "_" and "-" only' % (node_id,))
+    check_sources(data_dir, config_path, env_path, include_env_file)
+    ensure_backup_dir(backup_dir)
+    now = now or utcnow()
+
+    with CatalogLock(backup_dir):
+        catalog = read_catalog(backup_dir)
+        known = set(e.get('id') for e in catalog['backups'] if isinstance(e, dict))
+        backup_id = _new_backup_id(backup_dir, node_id, now, known)
+        final = os.path.join(backup_dir, archive_name(backup_id))
+        stage = os.path.join(backup_dir, '.tmp-' + backup_id)
+        tmp_archive = stage + ARCHIVE_SUFFIX
+        published = False
+        entry = manifest = verification = None
+        skipped = []
+        excluded = []
+        try:
+            os.mkdir(stage, 0o700)
+            staged, skipped, version = _stage_data_dir(data_dir, stage, exclude_dir=backup_dir)
+            os.makedirs(os.path.join(stage, 'config'), 0o700)
+            config_copy = os.path.join(stage, CONFIG_MEMBER)
+            shutil.copyfile(config_path, config_copy)
+            os.chmod(config_copy, 0o600)
+            staged.append((CONFIG_MEMBER, config_copy))
+            if include_env_file:
+                env_copy = os.path.join(stage, ENV_MEMBER)
+                shutil.copyfile(env_path, env_copy)
+                os.chmod(env_copy, 0o600)
+                staged.append((ENV_MEMBER, env_copy))
+            elif env_path:
+                excluded.append('%s (env file with secrets; include_env_file=false)' % env_path)
+
+            for member, path in staged:
+                if member.endswith(SQLITE_SUFFIXES) and member.startswith('data/'):
+                    with open(path, 'rb') as handle:
+                        problem = _sqlite_integrity(handle.read(), member)
+                    if problem:
+                        raise BackupError('the online copy of %s is not consistent (%s); the source database may be '
+                                          'corrupt: run PRAGMA integrity_check on it and restore from an earlier backup' % (member, problem))
+
+            files = [{'path': member, 'size': os.path.getsize(path), 'sha256': sha256_file(path)} for member, path in staged]
+            manifest = {'format': FORMAT, 'id': backup_id, 'node_id': node_id, 'created': iso(now), 'files': files}
+            if version:
+                manifest['qflow_version'] = version
+            manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode('utf-8') + b'\n'
+
+            _write_archive(tmp_archive, manifest_bytes, staged, now.timestamp())
+            archive_sha = sha256_file(tmp_archive)
+            size = os.path.getsize(tmp_archive)
+
+            verified_at = None
+            if verify:
+                verification = verify_archive(tmp_archive, archive_sha, display_name=archive_name(backup_id))
+                if not verification['ok']:
+                    raise BackupError('the new archive failed verification and was discarded: %s; check the disk holding %s'
+                                      % ('; '.join(verification['errors'][:5]), backup_dir))
+                verified_at = iso(utcnow())
+
+            os.rename(tmp_archive, final)
+            published = True
+            _fsync_dir(backup_dir)
+
+            entry = {
+                'id': backup_id,
+                'file': archive_name(backup_id),
+                'node_id': node_id,
+                'created': iso(now),
+                'size': size,
+                'sha256': archive_sha,
+                'status': 'completed',
+                'verified': bool(verify),
+                'verified_at': verified_at,
+                'files': len(files),
+            }
+            if version:
+                entry['qflow_version'] = version
+            catalog['backups'].append(entry)
+            write_catalog(backup_dir, catalog)
+        except BaseException as exc:
+            _remove_quietly(tmp_archive)
+            if published:
+                _remove_quietly(final)
+            if isinstance(exc, BackupError):
+                raise
+            if isinstance(exc, (OSError, IOError, tarfile.TarError, sqlite3.Error, ValueError)):
+                raise BackupError('backup of %s into %s failed: %s; nothing was kept (no partial archive, catalog unchanged); fix '
+                                  'the cause (disk space, permissions) and run again' % (data_dir, backup_dir, exc))
+            raise
+        finally:
+            _remove_quietly(stage)
+
+    result = dict(entry)
+    result['path'] = final
+    result['manifest'] = manifest
+    result['skipped_files'] = skipped
+    result['excluded'] = excluded
+    result['verification'] = verification
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# verification
+
+def _safe_member_name(name):
+    if name.startswith('/') or name.startswith('\\'):
+        return False
+    parts = name.replace('\\', '/').split('/')
+    return '..' not in parts
+
+
+def verify_archive(path, expected_sha256=None, display_name=None):
+    """Check an archive against its catalog sha256 and its own manifest. Never writes.
+
+    Return {ok, errors: [messages naming the file], checked_files}.
+    """
+    label = display_name or os.path.basename(path)
+    errors = []
+    checked = 0
+    if not os.path.isfile(path):
+        return {'ok': False, 'errors': ['%s: archive file is missing (%s)' % (label, path)], 'checked_files': 0}
+    try:
+        actual = sha256_file(path)
+    except (IOError, OSError) as exc:
+        return {'ok': False, 'errors': ['%s: cannot read the archive: %s' % (label, exc)], 'checked_files': 0}
+    if expected_sha256 and actual != expected_sha256:
+        errors.append('%s: archive sha256 %s does not match the catalog (%s): the file was changed or corrupted after it was written'
+                      % (label, actual, expected_sha256))
+
+    manifest = None
+    seen = {}
+    db_members = {}
+    current = MANIFEST_NAME
+    try:
+        with tarfile.open(path, mode='r:gz') as tar:
+            for info in tar:
+                current = info.name
+                if not _safe_member_name(info.name):
+                    errors.append('%s: member %s has an unsafe path (absolute or with ..)' % (label, info.name))
+                    continue
+                if not info.isfile():
+                    errors.append('%s: member %s is not a regular file' % (label, info.name))
+                    continue
+                handle = tar.extractfile(info)
+                if info.name == MANIFEST_NAME:
+                    raw = handle.read()
+                    try:
+                        manifest = json.loads(raw.decode('utf-8'))
+                    except (ValueError, UnicodeDecodeError) as exc:
+                        errors.append('%s: %s is not valid JSON (%s)' % (label, MANIFEST_NAME, exc))
+                        manifest = {}
+                    continue
+                digest = hashlib.sha256()
+                keep = info.name.startswith('data/') and info.name.endswith(SQLITE_SUFFIXES)
+                chunks = [] if keep else None
+                size = 0
+                for chunk in iter(lambda: handle.read(_CHUNK), b''):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if keep:
+                        chunks.append(chunk)
+                if info.name in seen:
+                    errors.append('%s: member %s appears more than once' % (label, info.name))
+                seen[info.name] = (size, digest.hexdigest())
+                if keep:
+                    db_members[info.name] = b''.join(chunks)
+    except (tarfile.TarError, EOFError, zlib.error, IOError, OSError) as exc:
+        errors.append('%s: cannot read the archive at member %s (%s): the file is truncated or corrupted' % (label, current, exc))
+
+    if manifest is None:
+        errors.append('%s: %s is missing: this is not a qflow.ops backup or it is truncated' % (label, MANIFEST_NAME))
+        return {'ok': False, 'errors': errors, 'checked_files': checked}
+    files = manifest.get('files') if isinstance(manifest, dict) else None
+    if not isinstance(files, list):
+        if manifest:
+            errors.append('%s: %s has no files list' % (label, MANIFEST_NAME))
+        return {'ok': False, 'errors': errors, 'checked_files': checked}
+
+    listed = set()
+    for item in files:
+        name = item.get('path') if isinstance(item, dict) else None
+        if not name:
+            errors.append('%s: %s lists an entry without a path' % (label, MANIFEST_NAME))
+            continue
+        listed.add(name)
+        if name not in seen:
+            errors.append('%s: %s is listed in the manifest but missing from the archive' % (label, name))
+            continue
+        size, digest = seen[name]
+        if digest != item.get('sha256') or size != item.get('size'):
+            errors.append('%s: %s does not match the manifest (sha256 %s, size %d; manifest sha256 %s, size %s): the member was altered'
+                          % (label, name, digest, size, item.get('sha256'), item.get('size')))
+            continue
+        if name in db_members:
+            problem = _sqlite_integrity(db_members[name], name)
+            if problem:
+                errors.append('%s: %s' % (label, problem))
+                continue
+        checked += 1
+    for name in sorted(set(seen) - listed):
+        errors.append('%s: %s is in the archive but not in the manifest' % (label, name))
+    return {'ok': not errors, 'errors': errors, 'checked_files': checked}
+
+
+def verify_entry(backup_dir, entry):
+    """Verify a catalog entry (view or raw). Never writes."""
+    path = os.path.join(backup_dir, entry.get('file') or '')
+    return verify_archive(path, entry.get('sha256'), display_name=entry.get('file'))
