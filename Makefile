@@ -1,0 +1,88 @@
+# qflow.ops — two commands: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV      := .venv
+BIN       := $(CURDIR)/$(VENV)/bin
+PY        := $(BIN)/python
+NODES     ?= 3
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_NOCOLOR := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup system-packages venv link demo test unit integration sanity lint docs-check lab-up lab-down lab-status bench clean
+
+## setup: Debian packages (Prometheus, Alertmanager, supervisor), .venv with pinned deps, collection link
+setup: system-packages venv link
+
+system-packages:
+	@missing=""
+	for cmd in prometheus prometheus-alertmanager promtool supervisord supervisorctl; do
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$cmd"
+	done
+	if [ -n "$$missing" ]; then
+	  echo "== installing Debian packages (missing:$$missing)"
+	  export DEBIAN_FRONTEND=noninteractive
+	  apt-get update -qq
+	  apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager supervisor >/dev/null
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@echo "== creating $(VENV) (pinned: requirements.txt)"
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c 'import ansible, ansible_runner, yaml, qflow_lab, qflow_ops'
+	touch $@
+
+link:
+	@mkdir -p .collections/ansible_collections/qflow
+	ln -sfn ../../.. .collections/ansible_collections/qflow/ops
+
+## demo: start the lab, take the nightly backup, run the morning health check and print its report
+demo: setup
+	$(BIN)/qflow-lab up --nodes $(NODES)
+	ansible-playbook playbooks/nightly-backup.yml -i inventories/lab/hosts.yml
+	ansible-playbook playbooks/morning-health-check.yml -i inventories/lab/hosts.yml
+	echo; cat reports/morning-health-check/latest/report.md
+
+lab-up: setup
+	$(BIN)/qflow-lab up --nodes $(NODES)
+
+lab-down:
+	$(BIN)/qflow-lab down
+
+lab-status:
+	$(BIN)/qflow-lab status
+
+## test: every check and test (sanity, lint, docs, unit, integration against the lab)
+test: setup sanity lint docs-check
+	$(BIN)/qflow-lab up --nodes $(NODES)
+	$(PY) -m pytest tests/unit tests/integration -p no:cacheprovider -q -rs
+
+unit: setup
+	$(PY) -m pytest tests/unit -p no:cacheprovider -q
+
+integration: setup
+	$(BIN)/qflow-lab up --nodes $(NODES)
+	$(PY) -m pytest tests/integration -p no:cacheprovider -q -rs
+
+sanity: setup
+	tools/ansible-test-sanity.sh
+
+lint: setup
+	ansible-lint --offline --profile production -q playbooks roles
+
+docs-check: setup
+	tools/docs-check.sh
+
+bench: setup
+	$(PY) bench/health_check.py
+
+clean:
+	-$(BIN)/qflow-lab down
+	rm -rf build reports .pytest_cache
