@@ -18,7 +18,7 @@ description:
     its age, size, checksum and verification state.
   - Catalog entries whose archive file is gone get RV(backups[].status=missing). Archives in the directory that the
     catalog does not list are reported in RV(orphaned).
-  - Optionally verifies archives: the archive sha256 against the catalog, every member against C(manifest.json)
+  - Optionally verifies archives. It checks the archive sha256 against the catalog, every member against C(manifest.json)
     (present, no extra, same sha256 and size), and C(PRAGMA integrity_check) on SQLite files. Results are returned in
     RV(verification) and never written to the catalog.
   - A missing backup dir is not an error; it gives RV(backups=[]) and RV(latest=null).
