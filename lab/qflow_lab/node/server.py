@@ -1,0 +1,180 @@
+"""Node process: wiring, background threads, signal handling."""
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from http.server import ThreadingHTTPServer
+
+from . import VERSION
+from . import flows as flowlib
+from .api import ApiHandler, MetricsHandler
+from .config import ConfigError, env_int, load_env_file, load_settings, process_env_float, read_config
+from .engine import Engine, Faults, Workload
+from .logs import JsonLog
+from .metrics import Metrics
+from .store import Store
+from .util import iso
+
+_PROBE_FLOW = ('{"id":"probe","name":"probe","version":"1.0.0","owner":"squid:probe:0",'
+               '"steps":[{"id":"s1","type":"task","action":"noop"}],'
+               '"metadata":{"tags":[],"category":"probe","visibility":"private","requiredPermissions":[]}}')
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    allow_reuse_address = True
+
+
+class Node:
+    def __init__(self, env, config_path, workload_rate=None, faults_file=None):
+        self.env = env
+        self.config_path = config_path
+        self.node_id = env.get("NODE_ID", "qflow-node")
+        self.jwt_secret = env.get("QFLOW_JWT_SECRET", "")
+        if not self.jwt_secret:
+            raise SystemExit("QFLOW_JWT_SECRET is not set in the env file")
+        self.settings, cfg_err = load_settings(config_path)
+        self.stop_event = threading.Event()
+        self.started = time.monotonic()
+        self.log = JsonLog(env.get("QFLOW_LOG_DIR", "/var/log/qflow"), self.settings.log_level,
+                           self.settings.log_max_bytes, self.settings.log_max_files)
+        if cfg_err:
+            self.log.error("config", cfg_err)
+        self.metrics = Metrics()
+        self.store = Store(env.get("QFLOW_DATA_DIR", "/var/lib/qflow"))
+        self.faults = Faults(self, faults_file if faults_file is not None else os.environ.get("QFLOW_LAB_FAULTS_FILE"))
+        self.engine = Engine(self)
+        rate = workload_rate if workload_rate is not None else process_env_float("QFLOW_LAB_WORKLOAD_RATE", 2.0)
+        self.workload = Workload(self, rate)
+        self.threads = []
+        self.servers = []
+
+    # ------------------------------------------------------------ state
+    def uptime(self):
+        return round(time.monotonic() - self.started, 3)
+
+    def health_score(self):
+        return 0 if "alert" in self.faults else 1
+
+    def readiness(self):
+        checks = {}
+        try:
+            flow, errors, _ = flowlib.parse_flow(_PROBE_FLOW, "json")
+            checks["flowParser"] = flow is not None and not errors
+        except Exception:  # noqa: BLE001
+            checks["flowParser"] = False
+        checks["executionEngine"] = (not self.stop_event.is_set()
+                                     and self.engine.active_count() < self.settings.max_concurrent_flows)
+        checks["validationPipeline"] = "validation" not in self.faults
+        checks["eventEmitter"] = True
+        try:
+            checks["storage"] = "not_ready" not in self.faults and self.store.probe()
+        except Exception:  # noqa: BLE001
+            checks["storage"] = False
+        try:
+            read_config(self.config_path)
+            checks["config"] = True
+        except ConfigError:
+            checks["config"] = False
+        return checks
+
+    def render_metrics(self):
+        return self.metrics.render(self.node_id, VERSION, self.engine.active_count(),
+                                   self.settings.max_memory_mb * (1 << 20), self.health_score())
+
+    # ------------------------------------------------------------ lifecycle
+    def _thread(self, target, name, *args):
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _housekeeping(self):
+        last_prune = last_flush = time.monotonic()
+        while not self.stop_event.wait(1.0):
+            self.metrics.cpu.sample()
+            now = time.monotonic()
+            if now - last_flush >= 5:
+                last_flush = now
+                try:
+                    self.engine.flush_cache()
+                except Exception as exc:  # noqa: BLE001
+                    self.log.error("storage", "Cache flush failed: %s" % exc.__class__.__name__)
+            if now - last_prune >= 60:
+                last_prune = now
+                try:
+                    n = self.store.prune_executions(5000)
+                    if n:
+                        self.log.info("storage", "Pruned %d finished executions" % n, pruned=n)
+                except Exception as exc:  # noqa: BLE001
+                    self.log.error("storage", "Execution prune failed: %s" % exc.__class__.__name__)
+
+    def start(self, host=None, port=None, metrics_port=None):
+        host = host if host is not None else self.env.get("QFLOW_HOST", "0.0.0.0")
+        port = port if port is not None else env_int(self.env, "QFLOW_PORT", 8080)
+        metrics_port = metrics_port if metrics_port is not None else env_int(self.env, "QFLOW_METRICS_PORT", 9090)
+        n = self.store.interrupt_stale(iso())
+        if n:
+            self.log.warn("storage", "Marked %d executions from a previous run as failed" % n)
+        self.engine.load_cache()
+        self.workload.ensure_flows()
+        self.faults.poll_once()
+        api = Server((host, port), ApiHandler)
+        met = Server((host, metrics_port), MetricsHandler)
+        for s in (api, met):
+            s.node = self
+            self.servers.append(s)
+            self._thread(s.serve_forever, "http-%d" % s.server_address[1], 0.25)
+        self._thread(self.faults.run, "faults", self.stop_event)
+        self._thread(self._housekeeping, "housekeeping")
+        self._thread(self.workload.run, "workload", self.stop_event)
+        self.log.info("system", "Qflow node %s started" % self.node_id, version=VERSION,
+                      api="%s:%d" % api.server_address[:2], metrics="%s:%d" % met.server_address[:2],
+                      workloadRate=self.workload.rate)
+        return api.server_address[1], met.server_address[1]
+
+    def stop(self):
+        if self.stop_event.is_set() and not self.servers:
+            return
+        self.log.info("system", "Shutting down node %s" % self.node_id)
+        self.stop_event.set()
+        for s in self.servers:
+            s.shutdown()
+            s.server_close()
+        self.servers = []
+        self.engine.shutdown()
+        try:
+            self.engine.flush_cache()
+        except Exception:  # noqa: BLE001
+            pass
+        self.store.close()
+        self.log.info("system", "Node %s stopped" % self.node_id)
+        self.log.close()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m qflow_lab.node", description="Reference Qflow node")
+    ap.add_argument("--env-file", required=True)
+    ap.add_argument("--config", required=True)
+    args = ap.parse_args(argv)
+    env = load_env_file(args.env_file)
+    node = Node(env, args.config)
+    try:
+        node.start()
+    except OSError as exc:
+        sys.stderr.write("qflow node %s: cannot listen: %s\n" % (node.node_id, exc))
+        node.log.log("fatal", "system", "Cannot listen: %s" % exc)
+        return 1
+    done = threading.Event()
+
+    def on_signal(signum, frame):
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not done.wait(1.0):
+        pass
+    node.stop()
+    return 0
