@@ -1,0 +1,34 @@
+"""Log review against the lab: all green, a node throwing errors, recurring patterns."""
+
+from __future__ import annotations
+
+import time
+
+import qflow_ops
+from conftest import assert_all_green, items, lab
+
+WINDOW = {"qflow_logs_since": "2m", "qflow_logs_max_errors_per_minute": 10}
+
+
+def test_all_green(lab_inventory, report_dir):
+    result = qflow_ops.run("log-review", lab_inventory, extravars=WINDOW, report_dir=report_dir)
+    assert result.rc == 0, result.stdout[-4000:]
+    for node in sorted({c["node"] for c in result.report["checks"]}):
+        assert set(items(result, node)) == {"error_rate", "fatal_errors", "recurring_errors"}
+        assert_all_green(result, node)
+
+
+def test_error_burst_is_reported_with_patterns(lab_inventory, report_dir):
+    try:
+        lab("fault", "qflow-node-2", "errors")
+        time.sleep(45)  # ~0.6 failed executions per second -> > 25 errors / min in the window
+        result = qflow_ops.run("log-review", lab_inventory, extravars=WINDOW, report_dir=report_dir)
+    finally:
+        lab("heal", "all", timeout=300)
+    assert result.rc != 0
+    node = items(result, "qflow-node-2")
+    assert not node["error_rate"]["ok"], node["error_rate"]
+    # recurring errors are grouped: the detail lists patterns with counts, ids replaced by placeholders
+    detail = node["recurring_errors"]["detail"]
+    assert "×" in detail and "<" in detail, detail
+    assert_all_green(result, "qflow-node-1")
