@@ -228,6 +228,7 @@ DASH = u'\u2014'
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
 _STAMP_RE = re.compile(r'^\d{8}T\d{6}Z$')
 STAMP_FORMAT = '%Y%m%dT%H%M%SZ'
+CHECKLIST_VALUE_MAX = 24
 
 
 def parse_timestamp(text):
@@ -272,10 +273,14 @@ def normalise_checks(checks):
     return sorted(out, key=lambda c: c['node'])
 
 
+def _shorten(text, limit):
+    return text if len(text) <= limit else text[:limit - 1] + u'\u2026'
+
+
 def build_checklist(checks):
     if not checks:
         return []
-    rows = [(c, format_value(c.get('value'), c.get('unit'))) for c in checks]
+    rows = [(c, _shorten(format_value(c.get('value'), c.get('unit')), CHECKLIST_VALUE_MAX)) for c in checks]
     node_w = max(len(c['node']) for c, dummy in rows)
     item_w = max(len(c['item']) for c, dummy in rows)
     value_w = max(len(v) for dummy, v in rows)
@@ -331,8 +336,9 @@ def render_markdown(report, checks):
         lines += [u'', u'## %s %s' % (PASS_MARK if info['ok'] else FAIL_MARK, node), u'',
                   u'| | Check | Value | Threshold | Detail |', u'|---|---|---|---|---|']
         for check in [c for c in checks if c['node'] == node]:
-            lines.append(u'| %s | %s (`%s`) | %s | %s | %s |' % (
-                PASS_MARK if check['ok'] else FAIL_MARK, _cell(check['title']), _cell(check['item']),
+            name = _cell(check['item']) if check['title'] == check['item'] else u'%s (`%s`)' % (_cell(check['title']), _cell(check['item']))
+            lines.append(u'| %s | %s | %s | %s | %s |' % (
+                PASS_MARK if check['ok'] else FAIL_MARK, name,
                 _cell(format_value(check.get('value'), check.get('unit'))), _cell(check.get('threshold') or ''), _cell(check.get('detail') or '')))
     if failed:
         lines += [u'', u'## Failures', u'']
