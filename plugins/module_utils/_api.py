@@ -183,6 +183,10 @@ def _reason(exc):
     return text
 
 
+def _lower(what):
+    return ('the ' + what[4:]) if what.startswith('The ') else what
+
+
 def _is_timeout(exc):
     if isinstance(exc, (socket.timeout,)):
         return True
@@ -246,17 +250,15 @@ def fetch(url, method='GET', headers=None, data=None, timeout=10, validate_certs
                     (isinstance(e, URLError) and isinstance(getattr(e, 'reason', None), ssl.SSLError)):
                 raise QflowHttpError(
                     'TLS error talking to %s at %s: %s. Set ca_path (QFLOW_CA_PATH) to the CA bundle that signed the '
-                    'certificate, or validate_certs=false for a lab.' % (what, shown, _scrub(_reason(e), secrets)),
+                    'certificate, or validate_certs=false for a lab.' % (_lower(what), shown, _scrub(_reason(e), secrets)),
                     url=shown, kind='tls')
             if isinstance(e, (HTTPException, ValueError)) and not isinstance(e, URLError):
                 kind = 'protocol'
                 msg = '%s at %s did not answer with valid HTTP (%s: %s).%s' % (
-                    what, shown, e.__class__.__name__, _scrub(_reason(e), secrets), hint)
+                    what, shown, e.__class__.__name__, _scrub(repr(_reason(e).strip()[:BODY_PREVIEW]), secrets), hint)
             else:
                 kind = 'connection'
-                msg = 'Cannot reach %s at %s: %s.%s' % (
-                    what.replace('The ', 'the ', 1) if what.startswith('The ') else what, shown,
-                    _scrub(_reason(e), secrets), hint)
+                msg = 'Cannot reach %s at %s: %s.%s' % (_lower(what), shown, _scrub(_reason(e), secrets), hint)
             last_error = QflowHttpError(msg, url=shown, kind=kind)
             continue
         elapsed_ms = round((time.time() - start) * 1000.0, 1)

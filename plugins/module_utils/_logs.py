@@ -106,8 +106,8 @@ def list_log_files(log_dir):
         except OSError:
             continue
         files.append((mtime, _rotation_index(name), path))
-    # newest first: by mtime, then by rotation index (qflow.log before .1 before .2)
-    files.sort(key=lambda f: (-f[0], f[1]))
+    # newest first: qflow.log, .1, .2, ... (rotation order), then other suffixes (e.g. dates) by mtime
+    files.sort(key=lambda f: (f[1], -f[0]))
     return [(path, mtime) for mtime, dummy, path in files]
 
 
