@@ -141,7 +141,7 @@ class Engine:
         self.cache = {}
         self.cache_stats = {"hits": 0, "misses": 0, "evictions": 0}
         self.cache_dirty = False
-        self._seq = 0
+        self._credit = 0.5
 
     # ---------------------------------------------------------------- cache
     def load_cache(self):
@@ -159,20 +159,25 @@ class Engine:
         self.node.store.save_cache(snapshot)
 
     def cache_lookup(self, key, tags, hit_prob):
-        hit = random.random() < hit_prob
         now = time.time()
         with self.lock:
+            # error diffusion: the realised hit ratio tracks hit_prob closely (no spurious low-ratio alerts)
+            self._credit += hit_prob + random.uniform(-0.03, 0.03)
+            hit = self._credit >= 1.0
+            if hit:
+                self._credit -= 1.0
             entry = self.cache.get(key)
-            if entry is None:
-                hit = False
             if hit:
                 self.cache_stats["hits"] += 1
             else:
                 self.cache_stats["misses"] += 1
+            if entry is None or not hit:  # a miss (re)loads the entry
+                new = entry is None
                 entry = {"key": key, "tags": tags, "size": random.randint(512, 8192), "created": iso(now),
-                         "frequency": 0, "accessTimes": []}
+                         "lastAccessTs": now, "frequency": entry["frequency"] if entry else 0,
+                         "accessTimes": entry["accessTimes"] if entry else []}
                 self.cache[key] = entry
-                if len(self.cache) > 256:
+                if new and len(self.cache) > 256:
                     oldest = min(self.cache.values(), key=lambda e: e.get("lastAccessTs", 0))
                     self.cache.pop(oldest["key"], None)
                     self.cache_stats["evictions"] += 1
