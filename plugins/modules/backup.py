@@ -25,8 +25,8 @@ description:
   - The archive is built under a temporary name, fsynced and renamed into place, and only then added to the catalog.
     On any error the temporary files are removed, so neither the directory nor the catalog ever holds a partial
     archive. Archive and catalog are mode C(0600); a missing backup dir is created with mode C(0700).
-  - With O(max_age), nothing is done while a completed and verified backup of this node younger than O(max_age)
-    exists, which makes the task idempotent for scheduled runs.
+  - With O(max_age), nothing is done (not changed) while a completed and verified backup of this node younger than
+    O(max_age) exists, which makes the task idempotent for scheduled runs.
   - Use M(qflow.ops.backup_info) to list and re-verify backups.
 extends_documentation_fragment:
   - qflow.ops._attributes
@@ -79,7 +79,7 @@ options:
     default: /var/backups/qflow
   max_age:
     description:
-      - Skip the backup (RV(changed=false)) when a completed and verified backup of this node younger than this
+      - Skip the backup (not changed, RV(skipped_reason) set) when a completed and verified backup of this node younger than this
         duration exists and its archive is still present.
       - A number with an optional unit V(s), V(m), V(h), V(d) or V(w), for example V(24h).
       - When not set, every run creates a new backup.
@@ -286,8 +286,8 @@ def main():
     backup['excluded'] = created['excluded']
     result['changed'] = True
     result['backup'] = backup
-    result['msg'] = 'created backup %s (%d files, %d bytes%s)' % (backup['id'], backup['files'], backup['size'],
-                                                                 ', verified' if backup['verified'] else ', not verified')
+    state = 'verified' if backup['verified'] else 'not verified'
+    result['msg'] = 'created backup %s (%d files, %d bytes, %s)' % (backup['id'], backup['files'], backup['size'], state)
     result['diff'] = {'before': before, 'after': {'latest_backup': backup['id'], 'count': len(current) + 1}}
     module.exit_json(**result)
 

@@ -214,6 +214,7 @@ diff:
 
 import datetime
 import json
+import math
 import os
 import re
 import tempfile
@@ -248,7 +249,7 @@ def format_value(value, unit=None):
     elif isinstance(value, int):
         text = str(value)
     elif isinstance(value, float):
-        if value != value or value in (float('inf'), float('-inf')):
+        if math.isnan(value) or math.isinf(value):
             text = str(value)
         elif value == 0 or abs(value) >= 1:
             text = '%.1f' % value if abs(value) < 1e6 else '%.0f' % value
@@ -345,8 +346,8 @@ def render_markdown(report, checks):
         for check in checks:
             if check['ok']:
                 continue
-            text = u'- %s **%s / %s** (%s): measured %s' % (FAIL_MARK, check['node'], check['item'], check['title'],
-                                                          format_value(check.get('value'), check.get('unit')))
+            measured = format_value(check.get('value'), check.get('unit'))
+            text = u'- %s **%s / %s** (%s): measured %s' % (FAIL_MARK, check['node'], check['item'], check['title'], measured)
             if check.get('threshold'):
                 text += u', threshold %s' % check['threshold']
             if check.get('detail'):

@@ -23,6 +23,8 @@ COLLECTIONS = os.path.join(REPO, '.collections')
 
 
 def _bootstrap():
+    if os.path.basename(os.path.dirname(os.path.dirname(REPO))) == 'ansible_collections':
+        return  # already inside an ansible_collections tree (ansible-test)
     link = os.path.join(COLLECTIONS, 'ansible_collections', 'qflow', 'ops')
     if not os.path.lexists(link):
         os.makedirs(os.path.dirname(link), exist_ok=True)
