@@ -344,6 +344,26 @@ def _sqlite_integrity(data, label):
     return None
 
 
+def _sqlite_integrity_file(path, label):
+    """PRAGMA integrity_check on a staged copy on disk (no need to hold it in memory). Side files are removed."""
+    rows = []
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            rows = conn.execute('PRAGMA integrity_check').fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return '%s: SQLite cannot open the database (%s)' % (label, exc)
+    finally:
+        for suffix in SQLITE_SIDE_FILES:
+            _remove_quietly(path + suffix)
+    result = [r[0] for r in rows]
+    if result != ['ok']:
+        return '%s: PRAGMA integrity_check failed: %s' % (label, '; '.join(str(r) for r in result[:5]))
+    return None
+
+
 def _qflow_version_from_db(path):
     """Best effort: a key/value table (meta, metadata, settings) holding qflow_version or version."""
     try:
@@ -516,8 +536,7 @@ def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, inc
 
             for member, path in staged:
                 if member.endswith(SQLITE_SUFFIXES) and member.startswith('data/'):
-                    with open(path, 'rb') as handle:
-                        problem = _sqlite_integrity(handle.read(), member)
+                    problem = _sqlite_integrity_file(path, member)
                     if problem:
                         raise BackupError('the online copy of %s is not consistent (%s); the source database may be '
                                           'corrupt: run PRAGMA integrity_check on it and restore from an earlier backup' % (member, problem))

@@ -176,7 +176,7 @@ backup:
       sample: ['/etc/qflow/qflow.env (env file with secrets; include_env_file=false)']
 skipped_reason:
   description: Why no backup was created (the recent verified backup that satisfies O(max_age)).
-  returned: when no backup was created
+  returned: when a recent verified backup made a new one unnecessary
   type: str
   sample: backup qflow-node-1-20261127T031245Z (2h05m old) is completed, verified and younger than max_age 24h
 catalog_path:
@@ -267,7 +267,6 @@ def main():
     if module.check_mode:
         predicted = engine.predict_backup_id(backup_dir, node_id, now)
         result['changed'] = True
-        result['skipped_reason'] = 'check mode: a backup would be created'
         result['msg'] = 'would create backup %s in %s' % (predicted, backup_dir)
         result['diff'] = {'before': before, 'after': {'latest_backup': predicted, 'count': len(current) + 1}}
         module.exit_json(**result)
