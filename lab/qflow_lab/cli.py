@@ -465,6 +465,12 @@ def main(argv=None):
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
 
 
 if __name__ == "__main__":
