@@ -49,6 +49,7 @@ SQLITE_SIDE_FILES = ('-wal', '-shm', '-journal')
 STAMP_FORMAT = '%Y%m%dT%H%M%SZ'
 NODE_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
 _CHUNK = 1024 * 1024
+MAX_IN_MEMORY_DB = 64 * 1024 * 1024  # larger SQLite members are verified through a file in the system temp dir
 
 
 class BackupError(Exception):
@@ -612,10 +613,22 @@ def _safe_member_name(name):
 
 
 def verify_archive(path, expected_sha256=None, display_name=None):
-    """Check an archive against its catalog sha256 and its own manifest. Never writes.
+    """Check an archive against its catalog sha256 and its own manifest. Never writes (except a temp copy of a
+    SQLite member larger than MAX_IN_MEMORY_DB in the system temp dir, removed before returning).
 
     Return {ok, errors: [messages naming the file], checked_files}.
     """
+    spool = {'dir': None, 'files': []}
+    try:
+        return _verify_archive(path, expected_sha256, display_name, spool)
+    finally:
+        for handle in spool['files']:
+            handle.close()
+        if spool['dir']:
+            shutil.rmtree(spool['dir'], ignore_errors=True)
+
+
+def _verify_archive(path, expected_sha256, display_name, spool):
     label = display_name or os.path.basename(path)
     errors = []
     checked = 0
@@ -654,17 +667,28 @@ def verify_archive(path, expected_sha256=None, display_name=None):
                     continue
                 digest = hashlib.sha256()
                 keep = info.name.startswith('data/') and info.name.endswith(SQLITE_SUFFIXES)
+                spill = None
+                if keep and info.size > MAX_IN_MEMORY_DB:
+                    if spool['dir'] is None:
+                        spool['dir'] = tempfile.mkdtemp(prefix='qflow-verify-')
+                    spill = open(os.path.join(spool['dir'], '%d.db' % len(db_members)), 'wb')
+                    spool['files'].append(spill)
                 chunks = [] if keep else None
                 size = 0
                 for chunk in iter(lambda: handle.read(_CHUNK), b''):
                     digest.update(chunk)
                     size += len(chunk)
-                    if keep:
+                    if spill is not None:
+                        spill.write(chunk)
+                    elif keep:
                         chunks.append(chunk)
                 if info.name in seen:
                     errors.append('%s: member %s appears more than once' % (label, info.name))
                 seen[info.name] = (size, digest.hexdigest())
-                if keep:
+                if spill is not None:
+                    spill.close()
+                    db_members[info.name] = spill.name
+                elif keep:
                     db_members[info.name] = b''.join(chunks)
     except (tarfile.TarError, EOFError, zlib.error, IOError, OSError) as exc:
         errors.append('%s: cannot read the archive at member %s (%s): the file is truncated or corrupted' % (label, current, exc))
@@ -694,7 +718,10 @@ def verify_archive(path, expected_sha256=None, display_name=None):
                           % (label, name, digest, size, item.get('sha256'), item.get('size')))
             continue
         if name in db_members:
-            problem = _sqlite_integrity(db_members[name], name)
+            if isinstance(db_members[name], bytes):
+                problem = _sqlite_integrity(db_members[name], name)
+            else:
+                problem = _sqlite_integrity_file(db_members[name], name)
             if problem:
                 errors.append('%s: %s' % (label, problem))
                 continue

@@ -253,3 +253,19 @@ def test_backup_dir_inside_data_dir_is_not_archived(tmp_path):
     second = engine.create_backup(inner, node['data_dir'], node['config_path'], 'qflow-node-1')
     assert not [n for n in _members(second['path']) if n.startswith('data/backups')]
     assert 'data/backups (the backup dir)' in second['skipped_files']
+
+
+def test_verify_large_database_member_through_temp_file(tmp_path, monkeypatch):
+    node = h.make_node(tmp_path)
+    result = engine.create_backup(node['backup_dir'], node['data_dir'], node['config_path'], 'qflow-node-1')
+    monkeypatch.setattr(engine, 'MAX_IN_MEMORY_DB', 1)
+    spools = []
+    real_mkdtemp = engine.tempfile.mkdtemp
+
+    def mkdtemp(**kwargs):
+        spools.append(real_mkdtemp(**kwargs))
+        return spools[-1]
+
+    monkeypatch.setattr(engine.tempfile, 'mkdtemp', mkdtemp)
+    assert engine.verify_archive(result['path'], result['sha256'])['ok'] is True
+    assert len(spools) == 1 and not os.path.exists(spools[0])
