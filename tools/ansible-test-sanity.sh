@@ -4,8 +4,11 @@
 # into build/, install the get-pip shim (ansible-test's own download host is not reachable), run sanity.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-stage="$root/build/sanity/ansible_collections/qflow/ops"
-rm -rf "$root/build/sanity" && mkdir -p "$stage"
+# Outside the checkout: inside it, ansible-test would ask git which files exist and skip the (ignored) copy.
+work=$(mktemp -d "${TMPDIR:-/tmp}/qflow-sanity.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+stage="$work/ansible_collections/qflow/ops"
+mkdir -p "$stage"
 cd "$root"
 git ls-files -co --exclude-standard -- galaxy.yml meta plugins roles playbooks docs tests/unit/plugins tests/sanity \
   changelogs README.md LICENSE 2>/dev/null | while read -r f; do
@@ -19,4 +22,10 @@ class P: version = "3.11"
 print(g(P())["pip"].replace(".", "_"))')
 cp "$root/tools/get_pip_shim.py" "$cache/get_pip_${pip_version}.py"
 cd "$stage"
-exec "$root/.venv/bin/ansible-test" sanity --venv --python 3.11 --color no "$@"
+"$root/.venv/bin/ansible-test" sanity --venv --python 3.11 --color no "$@" 2>&1 | tee "$work/sanity.log"
+rc=${PIPESTATUS[0]}
+if grep -q "All targets skipped" "$work/sanity.log"; then
+  echo "ansible-test sanity checked nothing: the staged collection is empty" >&2
+  exit 1
+fi
+exit "$rc"
