@@ -11,7 +11,7 @@ module: alerts_info
 short_description: List the active Qflow alerts from Alertmanager
 version_added: 0.1.0
 author:
-  - qflow.ops maintainers
+  - qflow.ops maintainers (@AnarQorp)
 description:
   - Reads the active alerts from Alertmanager (C(GET /api/v2/alerts)) and returns them normalised, sorted by
     severity (critical first) and then newest first, with counts per severity.

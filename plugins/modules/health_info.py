@@ -11,7 +11,7 @@ module: health_info
 short_description: Read the health, liveness and readiness of a Qflow node
 version_added: 0.1.0
 author:
-  - qflow.ops maintainers
+  - qflow.ops maintainers (@AnarQorp)
 description:
   - Calls C(GET /health), C(GET /health/live) and C(GET /health/ready) on a Qflow node. These endpoints need no token.
   - The module returns RV(healthy=true) when C(/health) answers HTTP 200 with C(success=true) and status C(healthy), and

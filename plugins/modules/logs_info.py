@@ -11,7 +11,7 @@ module: logs_info
 short_description: Summarise the JSON-lines logs of a Qflow node
 version_added: 0.1.0
 author:
-  - qflow.ops maintainers
+  - qflow.ops maintainers (@AnarQorp)
 description:
   - Reads C(<log_dir>/qflow.log) and its rotations (C(qflow.log.1), C(qflow.log.2.gz), ...; C(.gz), C(.bz2) and
     C(.xz) are decompressed), one JSON object per line with C(time), C(level), C(component) and C(message).

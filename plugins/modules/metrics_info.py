@@ -11,7 +11,7 @@ module: metrics_info
 short_description: Summarise the Prometheus metrics of a Qflow node
 version_added: 0.1.0
 author:
-  - qflow.ops maintainers
+  - qflow.ops maintainers (@AnarQorp)
 description:
   - Computes the runbook figures of a Qflow node (CPU, memory, flow success rate, p95 latencies, cache hit rate,
     active flows, health score, uptime) from its Prometheus metrics.

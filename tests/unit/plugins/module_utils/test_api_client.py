@@ -73,8 +73,8 @@ def test_post_put_delete_send_json(stub_server):
 
 
 def test_401_envelope_message(stub_server):
-    srv = stub_server({'/api/v1/system/info': Route(401, error_envelope('INVALID_TOKEN', 'Invalid signature',
-                                                                       request_id='abc-123'))})
+    answer = error_envelope('INVALID_TOKEN', 'Invalid signature', request_id='abc-123')
+    srv = stub_server({'/api/v1/system/info': Route(401, answer)})
     with pytest.raises(QflowApiError) as exc:
         client(srv.url).get('/api/v1/system/info')
     e = exc.value

@@ -94,8 +94,8 @@ def test_rotated_and_gz_files_since_and_level(tmp_path):
     now_epoch = time.time()
     write(str(tmp_path / 'qflow.log'), [rec(1, 'error', 'api', 'current 1'), 'not json at all', '[1, 2]'])
     write(str(tmp_path / 'qflow.log.1'), [rec(90, 'warn', 'cache', 'rotated 1'), rec(200, 'error', 'cache', 'too old')])
-    write(str(tmp_path / 'qflow.log.2.gz'), [rec(100, 'fatal', 'system', 'gz entry'),
-                                              json.dumps({'level': 'error', 'message': 'no time'})], gz=True)
+    gz_lines = [rec(100, 'fatal', 'system', 'gz entry'), json.dumps({'level': 'error', 'message': 'no time'})]
+    write(str(tmp_path / 'qflow.log.2.gz'), gz_lines, gz=True)
     # last written long before any window: skipped without being read
     write(str(tmp_path / 'qflow.log.3.gz'), [rec(10, 'error', 'api', 'would be counted')], gz=True,
           mtime=now_epoch - 30 * 86400)

@@ -41,6 +41,7 @@ h_sum 7.5
 h_count 25
 '''
 
+
 def test_parse_good_text():
     m = parse_text(GOOD)
     assert m.types['qflow_flows_completed_total'] == 'counter'
@@ -54,6 +55,7 @@ def test_parse_good_text():
     assert m.value('sci') == 1500
     assert m.value('absent') is None
     assert m.buckets('h') == [(0.1, 10), (0.5, 20), (float('inf'), 25)]
+
 
 @pytest.mark.parametrize('line,lineno,reason', [
     ('qflow_flows_completed_total abc{', 3, 'invalid sample value'),
@@ -76,6 +78,7 @@ def test_parse_rejects_malformed_line(line, lineno, reason):
     assert 'line %d' % lineno in str(e) and 'http://127.0.1.2:9090/metrics' in str(e)
     assert repr(line) in str(e)
 
+
 def test_quantile_matches_promql():
     # Values checked against PromQL histogram_quantile semantics.
     b = [(0.1, 10), (0.5, 20), (1.0, 30), (float('inf'), 40)]
@@ -87,6 +90,7 @@ def test_quantile_matches_promql():
     assert histogram_quantile(0.0, b) == pytest.approx(0.0)
     assert histogram_quantile(1.5, b) == float('inf')
     assert histogram_quantile(-1, b) == float('-inf')
+
 
 def test_quantile_edge_cases():
     inf = float('inf')
@@ -104,6 +108,7 @@ def test_quantile_edge_cases():
     b = [(0.05, 10), (0.5, 100), (1, 150), (2, 180), (5, 200), (30, 200), (inf, 200)]
     assert histogram_quantile(0.95, b) == pytest.approx(2 + 3 * (10 / 20))
 
+
 def test_instance_and_selector():
     assert instance_of('http://127.0.1.2:9090/metrics') == '127.0.1.2:9090'
     assert instance_of('http://node.example.com/metrics') == 'node.example.com:80'
@@ -111,6 +116,7 @@ def test_instance_and_selector():
     assert instance_of('node:9090') == 'node:9090'
     assert normalize_selector('{job="qflow"}') == 'job="qflow"'
     assert normalize_selector(' job="qflow" ') == 'job="qflow"'
+
 
 def test_summarize_from_scrape():
     text = '''
@@ -145,6 +151,7 @@ qflow_node_selection_duration_seconds_bucket{le="+Inf"} 100
         'uptime_seconds': 3600.2,
     }
 
+
 def test_summarize_fallbacks():
     out = summarize({'qflow_storage_cache_hits_total': 0, 'qflow_storage_cache_requests_total': 0,
                      'qflow_flows_completed_total': 0, 'qflow_flows_failed_total': 0},
@@ -157,6 +164,7 @@ def test_summarize_fallbacks():
     # dashboard names only
     out = summarize({'qflow_flow_executions_total': 50, 'qflow_flow_execution_failures_total': 5}, {}, {})
     assert out['flows_completed'] == 45 and out['flows_failed'] == 5 and out['flow_success_rate'] == 90.0
+
 
 def test_prom_query_and_inputs(stub_server):
     seen = []
@@ -188,6 +196,7 @@ def test_prom_query_and_inputs(stub_server):
     assert hists['qflow_flow_execution_duration_seconds'] == [(0.5, 5.0), (1.0, 10.0), (float('inf'), 20.0)]
     assert 'sum(increase(qflow_flows_completed_total{instance="a:9090"}[300s]))' in seen
     assert 'sum by (le) (increase(qflow_flow_execution_duration_seconds_bucket{instance="a:9090"}[300s]))' in seen
+
 
 def test_prom_query_errors(stub_server):
     srv = stub_server({
