@@ -242,13 +242,28 @@ def cmd_up(args):
         http_post("http://%s/-/reload" % render.PROMETHEUS_ADDR)
 
     targets = {render.node_name(i): (lambda i=i: node_ready(i)) for i in range(1, n + 1)}
-    targets["prometheus"] = lambda: http_get("http://%s/-/ready" % render.PROMETHEUS_ADDR)[0] == 200
+    targets["prometheus"] = lambda: prometheus_scrapes(n)
     targets["alertmanager"] = lambda: http_get("http://%s/-/ready" % render.ALERTMANAGER_ADDR)[0] == 200
     wait_ready(lab, targets, args.timeout)
     print("lab up: %d nodes ready, prometheus http://%s, alertmanager http://%s (%.1f s)"
           % (n, render.PROMETHEUS_ADDR, render.ALERTMANAGER_ADDR, time.monotonic() - t0))
     print("inventory: %s" % inv)
     return 0
+
+
+def prometheus_scrapes(n):
+    """Prometheus is ready and scrapes exactly the n node targets, all up."""
+    if http_get("http://%s/-/ready" % render.PROMETHEUS_ADDR)[0] != 200:
+        return False
+    status, body = http_get("http://%s/api/v1/targets?state=active" % render.PROMETHEUS_ADDR)
+    if status != 200:
+        return False
+    try:
+        active = [t for t in json.loads(body)["data"]["activeTargets"] if t["labels"].get("job") == "qflow"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    want = {"%s:9090" % render.node_ip(i) for i in range(1, n + 1)}
+    return {t["labels"].get("instance") for t in active} == want and all(t["health"] == "up" for t in active)
 
 
 def http_post(url, timeout=5.0):
