@@ -385,7 +385,8 @@ def summarize(counters, gauges, histograms, now=None):
     completed = c['qflow_flows_completed_total']
     failed = c['qflow_flows_failed_total']
     if completed is None and c['qflow_flow_executions_total'] is not None:
-        # Dashboard names: executions_total counts finished executions, failures_total the failed ones.
+        # Dashboard names: executions_total counts every finished execution (completed, failed or aborted),
+        # failures_total the failed ones; aborted executions then count as completed.
         failed = c['qflow_flow_execution_failures_total'] if failed is None else failed
         completed = max(0.0, c['qflow_flow_executions_total'] - (failed or 0.0))
     if failed is None and c['qflow_flow_execution_failures_total'] is not None:
