@@ -18,6 +18,9 @@ description:
     C(/health/live) answers status C(alive).
   - A readiness answer of HTTP 503 C(NOT_READY) is a normal answer; the module then returns RV(ready=false) and the
     failing checks.
+  - When a token is available (O(api_token) or C(QFLOW_API_TOKEN)), the module also calls C(GET /api/v1/system/info),
+    which proves that the API accepts the token, and returns RV(system). A token the node refuses (HTTP 401/403) makes
+    the module fail with the Qflow error code and what to check.
   - The module fails, with the cause in C(msg), when the node does not answer, hangs past O(timeout), answers
     something that is not JSON, or rate-limits the client (HTTP 429).
 extends_documentation_fragment:
@@ -108,6 +111,12 @@ http_status:
   returned: success
   type: dict
   sample: {"health": 200, "live": 200, "ready": 503}
+system:
+  description:
+    - Node facts from the authenticated C(GET /api/v1/system/info); null when no token is available.
+  returned: success
+  type: dict
+  sample: {"name": "qflow", "version": "0.1.0", "uptime": 3605.2, "nodeVersion": "python-3.11.7", "platform": "linux", "architecture": "x86_64"}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -174,6 +183,11 @@ def run(module):
         uptime = round(float(uptime), 1) if uptime is not None else None
     except (TypeError, ValueError):
         uptime = None
+    system = None
+    if client.token:
+        info = client.get('/api/v1/system/info')
+        info = info if isinstance(info, dict) else {}
+        system = dict((key, info.get(key)) for key in ('name', 'version', 'uptime', 'nodeVersion', 'platform', 'architecture'))
     version = hdata.get('version')
     node_id = hdata.get('nodeId', hdata.get('node_id'))
     return dict(
@@ -189,6 +203,7 @@ def run(module):
         uptime_seconds=uptime,
         response_time_ms=response_time_ms,
         http_status=dict(health=health.status, live=live.status, ready=ready.status),
+        system=system,
     )
 
 

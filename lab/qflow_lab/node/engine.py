@@ -328,7 +328,7 @@ class Engine:
             errors, _ = flowlib.validate_doc(flow)
             time.sleep(random.uniform(0.01, 0.04))
         m.validation_duration.observe(time.monotonic() - t0)
-        if "validation" in faults or errors or random.random() < 0.002:
+        if "validation" in faults or errors or random.random() < 0.0005:
             m.validation_failures.inc()
             layer = random.choice(VALIDATION_LAYERS)
             msg = "Validation layer %s rejected flow %s: signature mismatch" % (layer, flow["id"])
@@ -343,7 +343,7 @@ class Engine:
         if len(steps) < 2 and len(flow["steps"]) >= 2:
             steps = flow["steps"][:2]
         total = random.uniform(6.0, 8.0) if "slow" in faults else random.uniform(0.05, 0.4)
-        fail_p = 0.3 if "errors" in faults else 0.01
+        fail_p = 0.3 if "errors" in faults else 0.0015
         fail_at = random.randrange(len(steps)) if random.random() < fail_p else None
         for i, step in enumerate(steps):
             ex["currentStep"] = step["id"]

@@ -27,6 +27,8 @@ def node_routes(ready_status=200, checks=None):
                                         'nodeId': 'node-1'})),
         '/health/live': Route(200, envelope({'status': 'alive'})),
         '/health/ready': ready,
+        '/api/v1/system/info': Route(200, envelope({'name': 'qflow', 'version': '0.1.0', 'uptime': 12.0,
+                                                    'nodeVersion': 'python-3.11', 'platform': 'linux'})),
     }
 
 
@@ -42,8 +44,26 @@ def test_healthy_node(stub_server):
     assert result['uptime_seconds'] == 123.5
     assert result['response_time_ms'] >= 0
     assert result['http_status'] == {'health': 200, 'live': 200, 'ready': 200}
-    # health endpoints get no token
-    assert all('authorization' not in r['headers'] for r in srv.requests)
+    # health endpoints get no token; the token proves itself on the authenticated system info route
+    assert [r['path'] for r in srv.requests if 'authorization' in r['headers']] == ['/api/v1/system/info']
+    assert result['system']['version'] == '0.1.0' and result['system']['platform'] == 'linux'
+    assert TOKEN not in json.dumps(result)
+
+
+def test_no_token_skips_the_authenticated_call(stub_server):
+    srv = stub_server(node_routes())
+    result, failed = run_module(health_info, {'api_url': srv.url})
+    assert not failed and result['system'] is None
+    assert '/api/v1/system/info' not in [r['path'] for r in srv.requests]
+
+
+def test_refused_token_fails_with_code_and_hint(stub_server):
+    routes = node_routes()
+    routes['/api/v1/system/info'] = Route(401, error_envelope('INVALID_TOKEN', 'Invalid token signature'))
+    srv = stub_server(routes)
+    result, failed = run_module(health_info, {'api_url': srv.url, 'api_token': TOKEN})
+    assert failed
+    assert '401 INVALID_TOKEN' in result['msg'] and 'api_token' in result['msg']
     assert TOKEN not in json.dumps(result)
 
 
