@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -51,6 +52,17 @@ def _collections_path() -> str:
     return str(link_root)
 
 
+def _ansible_playbook() -> str:
+    """ansible-playbook beside this interpreter (a venv that is not activated), else from PATH."""
+    here = Path(sys.executable).parent / "ansible-playbook"
+    if here.exists():
+        return str(here)
+    found = shutil.which("ansible-playbook")
+    if not found:
+        raise FileNotFoundError("ansible-playbook is not installed beside %s nor on PATH" % sys.executable)
+    return found
+
+
 def run(procedure: str, inventory: str | os.PathLike, extravars: dict | None = None, *,
         limit: str | None = None, tags: str | None = None, check: bool = False, verbosity: int = 0,
         report_dir: str | os.PathLike | None = None, private_data_dir: str | os.PathLike | None = None,
@@ -76,6 +88,9 @@ def run(procedure: str, inventory: str | os.PathLike, extravars: dict | None = N
         "ANSIBLE_COLLECTIONS_PATH": _collections_path(),
         "QFLOW_REPORT_DIR": str(report_root),
         "ANSIBLE_NOCOLOR": "1",
+        # ansible-runner starts `ansible-playbook` from PATH: prefer the one beside this interpreter (a venv
+        # that is not activated) so the run uses the same ansible-core as the caller.
+        "PATH": os.pathsep.join([str(Path(_ansible_playbook()).parent), os.environ.get("PATH", "")]),
     }
     env.update(envvars or {})
     cmdline = []

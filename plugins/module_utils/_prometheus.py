@@ -374,10 +374,12 @@ def _scale(value, factor):
     return None if value is None else value * factor
 
 
-def summarize(counters, gauges, histograms, now=None):
+def summarize(counters, gauges, histograms, now=None, window_seconds=None):
     """Compute the metrics_info summary.
 
     ``counters``: name -> number (cumulative since start, or increase over the window) or None;
+    with ``window_seconds`` (the counters are increases over that window), CPU is the average over the window
+    from ``process_cpu_seconds_total`` rather than the node's short-term gauge;
     ``gauges``: name -> number or None; ``histograms``: base name -> cumulative [(le, count)] or None.
     """
     c = dict((k, counters.get(k)) for k in COUNTERS)
@@ -419,6 +421,9 @@ def summarize(counters, gauges, histograms, now=None):
     selection_p95 = p95('qflow_node_selection_duration_seconds')
     validation_p95 = p95('qflow_validation_duration_seconds')
     cpu = g['qflow_process_cpu_usage_percent']
+    cpu_seconds = counters.get('process_cpu_seconds_total')
+    if window_seconds and cpu_seconds is not None:
+        cpu = 100.0 * cpu_seconds / window_seconds
     return {
         'cpu_percent': None if cpu is None else round(cpu, 2),
         'memory_bytes': _num(memory, 0),
@@ -455,7 +460,7 @@ def inputs_from_prometheus(query, selector, window_seconds):
     sel = normalize_selector(selector)
     rng = '%ds' % max(1, int(round(window_seconds)))
     counters = {}
-    for name in COUNTERS:
+    for name in COUNTERS + ('process_cpu_seconds_total',):
         result = query('sum(increase(%s{%s}[%s]))' % (name, sel, rng))
         counters[name] = result[0][1] if result else None
     histograms = {}

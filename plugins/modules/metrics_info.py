@@ -99,7 +99,9 @@ metrics:
   type: dict
   contains:
     cpu_percent:
-      description: Process CPU, 100 = one core (C(qflow_process_cpu_usage_percent)).
+      description:
+        - Process CPU, 100 = one core. With O(prometheus_url), the average over O(window) from
+          C(rate(process_cpu_seconds_total)); else the node's own short-term gauge C(qflow_process_cpu_usage_percent).
       type: float
       returned: always
     memory_bytes:
@@ -243,7 +245,7 @@ def from_prometheus(module):
                              % (prom_url.rstrip('/'), selector), selector=selector)
     counters, gauges, histograms = inputs_from_prometheus(query, selector, seconds)
     return dict(source='prometheus', window=window, selector=selector,
-                metrics=summarize(counters, gauges, histograms, now=time.time()))
+                metrics=summarize(counters, gauges, histograms, now=time.time(), window_seconds=seconds))
 
 
 def main():

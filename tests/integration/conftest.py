@@ -22,8 +22,17 @@ LAB_NODES = int(os.environ.get("QFLOW_TEST_NODES", "8"))
 PROMETHEUS = "http://127.0.0.1:19090"
 
 
+LAST_FAULT_END = [time.time()]  # when the last injected fault was healed (the session starts with heal all)
+
+
+def seconds_since_last_fault():
+    return time.time() - LAST_FAULT_END[0]
+
+
 def lab(*args, check=True, timeout=300):
     """Run the lab CLI; return CompletedProcess."""
+    if args and args[0] == "heal":
+        LAST_FAULT_END[0] = time.time()
     proc = subprocess.run([str(BIN / "qflow-lab"), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError("qflow-lab %s failed (%s):\n%s\n%s" % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
@@ -73,6 +82,28 @@ def lab_inventory():
     assert LAB_INVENTORY.exists()
     yield LAB_INVENTORY
     lab("heal", "all", check=False, timeout=300)
+
+
+def wait_green(timeout=240):
+    """Wait until no alert fires and no node's last minute holds failures from an earlier fault test."""
+    def green():
+        if alertmanager_alerts():
+            return False
+        ratios = promql("increase(qflow_flows_failed_total[1m]) / (increase(qflow_flows_completed_total[1m])"
+                        " + increase(qflow_flows_failed_total[1m]) > 0)")
+        if any(v > 0.02 for _, v in ratios):
+            return False
+        slow = promql('histogram_quantile(0.95, sum by (node, le) (increase(qflow_flow_execution_duration_seconds_bucket[1m]))) > 2')
+        return not slow
+    wait_until(green, timeout=timeout, interval=2, what="a green lab (no alerts, clean 1m windows)")
+
+
+@pytest.fixture
+def green_lab(lab_inventory):
+    """The lab with every fault healed and its last minute of metrics and alerts clean again."""
+    lab("heal", "all", timeout=300)
+    wait_green()
+    return lab_inventory
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ def test_unknown_procedure_and_missing_inventory_are_clear(tmp_path):
         qflow_ops.run("morning-health-check", tmp_path / "missing.yml")
 
 
-def test_run_returns_the_structured_report(lab_inventory, report_dir):
+def test_run_returns_the_structured_report(green_lab, report_dir):
     events = []
-    result = qflow_ops.run("performance-review", lab_inventory, extravars={"qflow_perf_window": "1m"},
+    result = qflow_ops.run("performance-review", green_lab, extravars={"qflow_perf_window": "1m"},
                            report_dir=report_dir, event_handler=lambda e: events.append(e.get("event")) or True)
     assert result.rc == 0 and result.status == "successful" and result.ok
     assert result.report["procedure"] == "performance-review"

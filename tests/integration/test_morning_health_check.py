@@ -39,8 +39,8 @@ def _fault_visible(node, fault):
                        " + increase(qflow_flows_failed_total%s[1m]))" % (sel, sel, sel))
         return v is not None and v > 0.10
     if fault == "cpu":
-        v = prom_value("qflow_process_cpu_usage_percent%s" % sel)
-        return v is not None and v > 85
+        v = prom_value("rate(process_cpu_seconds_total%s[1m]) * 100" % sel)
+        return v is not None and v > 80
     if fault == "memory":
         v = prom_value("qflow_process_memory_usage_bytes%s / qflow_process_memory_limit_bytes%s" % (sel, sel))
         return v is not None and v > 0.85
@@ -58,7 +58,7 @@ def backed_up(lab_inventory):
     return lab_inventory
 
 
-def test_all_green(backed_up, report_dir):
+def test_all_green(backed_up, green_lab, report_dir):
     result = qflow_ops.run("morning-health-check", backed_up, extravars=WINDOW, report_dir=report_dir)
     assert result.rc == 0, result.stdout[-4000:]
     assert result.ok and result.report["result"] == "pass"
@@ -75,7 +75,7 @@ def test_all_green(backed_up, report_dir):
     assert "✅ qflow-node-1" in result.stdout  # the checklist is printed
 
 
-def test_each_fault_fails_its_item_on_its_node(backed_up, report_dir):
+def test_each_fault_fails_its_item_on_its_node(backed_up, green_lab, report_dir):
     try:
         for node, (fault, _, _) in FAULTS.items():
             lab("fault", node, fault)
@@ -106,7 +106,7 @@ def test_each_fault_fails_its_item_on_its_node(backed_up, report_dir):
 
 
 @pytest.mark.parametrize("fault", ["hang", "garbage"])
-def test_node_that_hangs_or_answers_garbage(backed_up, report_dir, fault):
+def test_node_that_hangs_or_answers_garbage(backed_up, green_lab, report_dir, fault):
     node = "qflow-node-2"
     lab("fault", node, fault)
     try:
@@ -123,7 +123,7 @@ def test_node_that_hangs_or_answers_garbage(backed_up, report_dir, fault):
         assert_all_green(result, other)
 
 
-def test_unreachable_node_is_reported_and_others_checked(backed_up, inventory_copy, report_dir):
+def test_unreachable_node_is_reported_and_others_checked(backed_up, green_lab, inventory_copy, report_dir):
     def add_ghost(data):
         hosts = lab_hosts(data)
         ghost = dict(hosts["qflow-node-1"])
@@ -140,7 +140,7 @@ def test_unreachable_node_is_reported_and_others_checked(backed_up, inventory_co
     assert_all_green(result, "qflow-node-3")
 
 
-def test_wrong_token_is_a_clear_error(backed_up, inventory_copy, report_dir):
+def test_wrong_token_is_a_clear_error(backed_up, green_lab, inventory_copy, report_dir):
     from qflow_lab.tokens import make_token
     forged = make_token("not-the-node-secret", "squid:ops:intruder", ["*"], 3600)
 
@@ -155,7 +155,7 @@ def test_wrong_token_is_a_clear_error(backed_up, inventory_copy, report_dir):
     assert_all_green(result, "qflow-node-1")
 
 
-def test_malformed_metrics_are_a_clear_error(backed_up, inventory_copy, report_dir, tmp_path):
+def test_malformed_metrics_are_a_clear_error(backed_up, green_lab, inventory_copy, report_dir, tmp_path):
     import http.server
     import threading
 
@@ -191,7 +191,7 @@ def test_malformed_metrics_are_a_clear_error(backed_up, inventory_copy, report_d
     assert_all_green(result, "qflow-node-1")
 
 
-def test_unknown_role_variable_is_refused_before_anything_runs(backed_up, report_dir):
+def test_unknown_role_variable_is_refused_before_anything_runs(backed_up, green_lab, report_dir):
     proc = run_cmd([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "playbooks/morning-health-check.yml",
                     "-i", str(backed_up), "-e", "qflow_health_cpu_max_precent=50"],
                    env={"QFLOW_REPORT_DIR": str(report_dir)})
@@ -200,7 +200,7 @@ def test_unknown_role_variable_is_refused_before_anything_runs(backed_up, report
     assert not (report_dir / "morning-health-check").exists(), "nothing may be written when the input is refused"
 
 
-def test_bad_threshold_type_is_refused(backed_up, report_dir):
+def test_bad_threshold_type_is_refused(backed_up, green_lab, report_dir):
     proc = run_cmd([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "playbooks/morning-health-check.yml",
                     "-i", str(backed_up), "-e", "qflow_health_cpu_max_percent=lots"],
                    env={"QFLOW_REPORT_DIR": str(report_dir)})
@@ -209,7 +209,7 @@ def test_bad_threshold_type_is_refused(backed_up, report_dir):
     assert not (report_dir / "morning-health-check").exists()
 
 
-def test_token_never_appears_at_vvv(backed_up, report_dir):
+def test_token_never_appears_at_vvv(backed_up, green_lab, report_dir):
     inv = backed_up.read_text()
     tokens = set(re.findall(r"qflow_api_token: (\S+)", inv))
     assert tokens, "the lab inventory must carry tokens"

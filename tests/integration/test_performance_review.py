@@ -18,22 +18,22 @@ def _cache_ratio(node):
                       % (sel, sel))
 
 
-def test_all_green(lab_inventory, report_dir):
-    result = qflow_ops.run("performance-review", lab_inventory, extravars=WINDOW, report_dir=report_dir)
+def test_all_green(green_lab, report_dir):
+    result = qflow_ops.run("performance-review", green_lab, extravars=WINDOW, report_dir=report_dir)
     assert result.rc == 0, result.stdout[-4000:]
     for node in sorted({c["node"] for c in result.report["checks"]}):
         assert set(items(result, node)) == {"p95_latency", "cache_hit_rate", "node_selection"}
         assert_all_green(result, node)
 
 
-def test_slow_node_and_cache_misses(lab_inventory, report_dir):
+def test_slow_node_and_cache_misses(green_lab, report_dir):
     try:
         lab("fault", "qflow-node-2", "slow")
         lab("fault", "qflow-node-3", "cache")
         wait_until(lambda: (_p95("qflow_flow_execution_duration_seconds", "qflow-node-2") or 0) > 5.5, timeout=150,
                    what="slow executions on qflow-node-2")
         wait_until(lambda: (_cache_ratio("qflow-node-3") or 1) < 0.7, timeout=120, what="cache misses on qflow-node-3")
-        result = qflow_ops.run("performance-review", lab_inventory, extravars=WINDOW, report_dir=report_dir)
+        result = qflow_ops.run("performance-review", green_lab, extravars=WINDOW, report_dir=report_dir)
     finally:
         lab("heal", "all", timeout=300)
     assert result.rc != 0

@@ -91,6 +91,7 @@ def test_prometheus_source(stub_server):
         'sum(increase(qflow_flows_failed_total': 2.0,
         'sum(increase(qflow_storage_cache_hits_total': 9.0,
         'sum(increase(qflow_storage_cache_requests_total': 10.0,
+        'sum(increase(process_cpu_seconds_total': 2700.0,   # 0.75 core over the hour
     }
 
     def answer(req):
@@ -103,6 +104,7 @@ def test_prometheus_source(stub_server):
             result = [{'metric': {'le': le}, 'value': [1, v]} for le, v in (('1', '20'), ('2', '40'), ('+Inf', '40'))]
         elif q.startswith('{__name__'):
             result = [{'metric': {'__name__': 'qflow_flows_active_count'}, 'value': [1, '7']},
+                      {'metric': {'__name__': 'qflow_process_cpu_usage_percent'}, 'value': [1, '3']},
                       {'metric': {'__name__': 'qflow_node_health_score'}, 'value': [1, '0.4']}]
         else:
             for prefix, value in vec.items():
@@ -121,6 +123,7 @@ def test_prometheus_source(stub_server):
     assert m['execution_p95_seconds'] == 1.9             # rank 38 in (1, 2]: 1 + 1 * 18/20
     assert m['cache_hit_rate'] == 90.0 and m['active_flows'] == 7 and m['health_score'] == 0.4
     assert m['node_selection_p95_ms'] is None
+    assert m['cpu_percent'] == 75.0  # the window's average, not the node's instant gauge (3)
     assert 'sum(increase(qflow_flows_completed_total{instance="node1:9090"}[3600s]))' in seen
     assert not any('histogram_quantile' in q for q in seen)
 
