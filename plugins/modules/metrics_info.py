@@ -239,9 +239,14 @@ def from_prometheus(module):
         return prom_query(prom_url, promql, timeout=module.params['timeout'],
                           validate_certs=module.params['validate_certs'], ca_path=module.params['ca_path'])
 
-    if not query('up{%s}' % selector):
+    up = query('up{%s}' % selector)
+    if not up:
         module.fail_json(msg='Prometheus at %s has no "up" series matching {%s}: it does not scrape this node. Check '
                              'the Prometheus scrape targets, and prometheus_selector or metrics_url.'
+                             % (prom_url.rstrip('/'), selector), selector=selector)
+    if not any(value >= 1 for _labels, value in up):
+        module.fail_json(msg='Prometheus at %s cannot scrape the node (up == 0 for {%s}): its metrics are stale. Check that '
+                             'the node runs and that its metrics endpoint answers (Prometheus /targets shows the scrape error).'
                              % (prom_url.rstrip('/'), selector), selector=selector)
     counters, gauges, histograms = inputs_from_prometheus(query, selector, seconds)
     return dict(source='prometheus', window=window, selector=selector,

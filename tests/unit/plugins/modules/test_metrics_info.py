@@ -140,3 +140,14 @@ def test_prometheus_selector_override_and_no_series(stub_server):
 def test_prometheus_bad_window(stub_server):
     result, failed = run_module(metrics_info, {'prometheus_url': 'http://127.0.0.1:1', 'window': 'five minutes'})
     assert failed and result['msg'].startswith('window: invalid duration')
+
+
+def test_prometheus_node_down_is_a_clear_error(stub_server):
+    def answer(req):
+        q = parse_qs(urlsplit(req['path']).query)['query'][0]
+        result = [{'metric': {'instance': 'node1:9090'}, 'value': [1, '0']}] if q.startswith('up{') else []
+        return Route(200, {'status': 'success', 'data': {'resultType': 'vector', 'result': result}})
+
+    srv = stub_server({'/api/v1/query': answer})
+    result, failed = run_module(metrics_info, {'prometheus_url': srv.url, 'metrics_url': 'http://node1:9090/metrics'})
+    assert failed and 'up == 0' in result['msg'] and 'instance="node1:9090"' in result['msg']
