@@ -7,6 +7,7 @@ VENV      := .venv
 BIN       := $(CURDIR)/$(VENV)/bin
 PY        := $(BIN)/python
 NODES     ?= 3
+TEST_NODES ?= 8
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_NOCOLOR := 1
@@ -61,15 +62,15 @@ lab-status:
 
 ## test: every check and test (sanity, lint, docs, unit, integration against the lab)
 test: setup sanity lint docs-check
-	$(BIN)/qflow-lab up --nodes $(NODES)
-	$(PY) -m pytest tests/unit tests/integration -p no:cacheprovider -q -rs
+	$(BIN)/qflow-lab up --nodes $(TEST_NODES)
+	QFLOW_TEST_NODES=$(TEST_NODES) $(PY) -m pytest tests/unit tests/integration -p no:cacheprovider -q -rs
 
 unit: setup
 	$(PY) -m pytest tests/unit -p no:cacheprovider -q
 
 integration: setup
-	$(BIN)/qflow-lab up --nodes $(NODES)
-	$(PY) -m pytest tests/integration -p no:cacheprovider -q -rs
+	$(BIN)/qflow-lab up --nodes $(TEST_NODES)
+	QFLOW_TEST_NODES=$(TEST_NODES) $(PY) -m pytest tests/integration -p no:cacheprovider -q -rs
 
 sanity: setup
 	tools/ansible-test-sanity.sh
