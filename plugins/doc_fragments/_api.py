@@ -9,7 +9,7 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # Qflow REST API modules: qflow.ops._api (includes the HTTP options below).
+    # Qflow REST API modules: extend both qflow.ops._api and qflow.ops._api.HTTP (the connection options below).
     DOCUMENTATION = r'''
 options:
   api_url:
@@ -24,23 +24,6 @@ options:
       - If not set, the value of the E(QFLOW_API_TOKEN) environment variable is used.
       - Health endpoints do not need it. It never appears in results or error messages.
     type: str
-  validate_certs:
-    description:
-      - Verify the TLS certificate of HTTPS URLs. Set to V(false) only for a lab with self-signed certificates.
-      - If not set, the value of the E(QFLOW_VALIDATE_CERTS) environment variable is used, then the default.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - PEM file of the CA certificates used to verify HTTPS URLs.
-      - If not set, the value of the E(QFLOW_CA_PATH) environment variable is used.
-    type: path
-  timeout:
-    description:
-      - Seconds to wait for each HTTP request (connect and read).
-      - If not set, the value of the E(QFLOW_TIMEOUT) environment variable is used, then the default.
-    type: int
-    default: 10
   retries:
     description:
       - How many times an idempotent C(GET) is retried after a connection error or an HTTP 502, 503 or 504 that

@@ -64,7 +64,7 @@ def http_argument_spec():
 
 
 def api_argument_spec():
-    """Options of the Qflow REST API modules (fragment qflow.ops._api)."""
+    """Options of the Qflow REST API modules (fragments qflow.ops._api and qflow.ops._api.HTTP)."""
     spec = dict(
         api_url=dict(type='str', default=DEFAULT_API_URL, fallback=(env_fallback, ['QFLOW_API_URL'])),
         api_token=dict(type='str', no_log=True, fallback=(env_fallback, ['QFLOW_API_TOKEN'])),

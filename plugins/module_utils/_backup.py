@@ -34,6 +34,7 @@ import tarfile
 import tempfile
 import zlib
 
+from ansible_collections.qflow.ops.plugins.module_utils._files import fsync_dir, write_atomic
 from ansible_collections.qflow.ops.plugins.module_utils._time import iso, parse_iso, utcnow
 
 FORMAT = 1
@@ -79,19 +80,6 @@ def stamp(dt):
     return dt.strftime(STAMP_FORMAT)
 
 
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _remove_quietly(path):
     try:
         if os.path.isdir(path) and not os.path.islink(path):
@@ -100,23 +88,6 @@ def _remove_quietly(path):
             os.unlink(path)
     except OSError:
         pass
-
-
-def _write_file_atomic(path, data, mode=0o600):
-    """Write bytes to path through a temp file in the same dir + fsync + rename."""
-    directory = os.path.dirname(path) or '.'
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.tmp-', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    _fsync_dir(directory)
 
 
 def age_seconds(created, now=None):
@@ -173,7 +144,7 @@ def read_catalog(backup_dir):
 
 def write_catalog(backup_dir, catalog):
     data = json.dumps(catalog, indent=2, sort_keys=True).encode('utf-8') + b'\n'
-    _write_file_atomic(catalog_path(backup_dir), data, 0o600)
+    write_atomic(catalog_path(backup_dir), data, 0o600)
 
 
 class CatalogLock(object):
@@ -562,7 +533,7 @@ def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, inc
 
             os.rename(tmp_archive, final)
             published = True
-            _fsync_dir(backup_dir)
+            fsync_dir(backup_dir)
 
             entry = {
                 'id': backup_id,

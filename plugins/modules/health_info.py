@@ -25,6 +25,7 @@ description:
     something that is not JSON, or rate-limits the client (HTTP 429).
 extends_documentation_fragment:
   - qflow.ops._api
+  - qflow.ops._api.HTTP
   - qflow.ops._attributes
   - qflow.ops._attributes.INFO_MODULE
 options: {}

@@ -1,95 +1,28 @@
 # -*- coding: utf-8 -*-
 # Copyright: qflow.ops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Local test helpers for the backup/backup_info/report tests (no shared conftest needed).
+"""Test helpers for the backup/backup_info/report tests: a fake node and a module runner that returns (kind, result).
 
-Importing this module puts <repo>/.collections on sys.path (creating the
-.collections/ansible_collections/qflow/ops -> ../../.. symlink when missing), so that
-``ansible_collections.qflow.ops`` resolves to this checkout.
+``ansible_collections.qflow.ops`` is made importable by tests/unit/conftest.py.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import os
 import sqlite3
-import sys
 
-import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-COLLECTIONS = os.path.join(REPO, '.collections')
-
-
-def _bootstrap():
-    if os.path.basename(os.path.dirname(os.path.dirname(REPO))) == 'ansible_collections':
-        return  # already inside an ansible_collections tree (ansible-test)
-    link = os.path.join(COLLECTIONS, 'ansible_collections', 'qflow', 'ops')
-    if not os.path.lexists(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(os.path.join('..', '..', '..'), link)
-    if COLLECTIONS not in sys.path:
-        sys.path.insert(0, COLLECTIONS)
-
-
-_bootstrap()
-
-from ansible.module_utils import basic  # noqa: E402
-
-try:
-    from ansible.module_utils.testing import patch_module_args  # ansible-core >= 2.19
-except ImportError:  # pragma: no cover - older cores
-    import contextlib
-    from ansible.module_utils.common.text.converters import to_bytes
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
+from qflow_module_runner import run_module as _run_module
 
 SECRET = 'QFLOW_JWT_SECRET=s3cr3t-jwt-value-7f1c9e'
 BATCH = 10
 
 
-class ModuleExit(Exception):
-    def __init__(self, kind, result):
-        super(ModuleExit, self).__init__(kind)
-        self.kind = kind
-        self.result = result
-
-
 def run_module(module, args, check_mode=False, diff=False):
     """Run module.main() with args; return (kind, result) where kind is 'exit' or 'fail'."""
-    args = dict(args)
-    args['_ansible_check_mode'] = check_mode
-    args['_ansible_diff'] = diff
-
-    def exit_json(self, **kwargs):
-        kwargs.setdefault('changed', False)
-        raise ModuleExit('exit', kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        kwargs['msg'] = msg
-        kwargs['failed'] = True
-        raise ModuleExit('fail', kwargs)
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    mp.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    try:
-        with patch_module_args(args):
-            try:
-                module.main()
-            except ModuleExit as exc:
-                return exc.kind, exc.result
-    finally:
-        mp.undo()
-    raise AssertionError('module returned without exit_json/fail_json')
+    result, failed = _run_module(module, args, check_mode=check_mode, diff=diff)
+    result.pop('_warnings', None)
+    return ('fail' if failed else 'exit'), result
 
 
 def make_db(path, batches=5):
