@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import qflow_ops
-from conftest import assert_all_green, items, lab, seconds_since_last_fault
+from labtest import assert_all_green, items, lab, seconds_since_last_fault
 
 WINDOW = {"qflow_logs_since": "2m", "qflow_logs_max_errors_per_minute": 10}
 

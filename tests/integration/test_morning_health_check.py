@@ -8,7 +8,7 @@ import time
 import pytest
 
 import qflow_ops
-from conftest import (ROOT, alertmanager_alerts, assert_all_green, items, lab, lab_hosts, node_addr, prom_value,
+from labtest import (ROOT, alertmanager_alerts, assert_all_green, items, lab, lab_hosts, node_addr, prom_value,
                       run_cmd, wait_until)
 
 WINDOW = {"qflow_health_metrics_window": "1m"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import qflow_ops
-from conftest import lab_hosts
+from labtest import lab_hosts
 
 
 def _with_backup_dirs(inventory_copy, base):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import qflow_ops
-from conftest import assert_all_green, items, lab, prom_value, wait_until
+from labtest import assert_all_green, items, lab, prom_value, wait_until
 
 WINDOW = {"qflow_perf_window": "1m"}
 
