@@ -468,14 +468,18 @@ def ensure_backup_dir(backup_dir):
     return True
 
 
-def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, include_env_file=False, verify=True, now=None):
+def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, include_env_file=False, verify=True, now=None,
+                  kind=None, partial_ok=False):
     """Create, (verify), publish and catalog one backup. Return the catalog entry + details.
 
     Atomic: nothing appears under the final name or in the catalog unless every step succeeded.
+    ``kind`` (for example ``safety``) is recorded in the catalog entry. With ``partial_ok`` a missing data dir or
+    config file is left out instead of failing (safety backups taken before a restore onto an incomplete node).
     """
     if not NODE_ID_RE.match(node_id or ''):
         raise BackupError('node_id %r cannot be used in a file name: use letters, digits, ".", "_" and "-" only' % (node_id,))
-    check_sources(data_dir, config_path, env_path, include_env_file)
+    if not partial_ok:
+        check_sources(data_dir, config_path, env_path, include_env_file)
     ensure_backup_dir(backup_dir)
     now = now or utcnow()
 
@@ -492,12 +496,16 @@ def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, inc
         excluded = []
         try:
             os.mkdir(stage, 0o700)
-            staged, skipped, version = _stage_data_dir(data_dir, stage, exclude_dir=backup_dir)
+            if os.path.isdir(data_dir):
+                staged, skipped, version = _stage_data_dir(data_dir, stage, exclude_dir=backup_dir)
+            else:
+                staged, skipped, version = [], [], None
             os.makedirs(os.path.join(stage, 'config'), 0o700)
-            config_copy = os.path.join(stage, CONFIG_MEMBER)
-            shutil.copyfile(config_path, config_copy)
-            os.chmod(config_copy, 0o600)
-            staged.append((CONFIG_MEMBER, config_copy))
+            if not partial_ok or os.path.isfile(config_path):
+                config_copy = os.path.join(stage, CONFIG_MEMBER)
+                shutil.copyfile(config_path, config_copy)
+                os.chmod(config_copy, 0o600)
+                staged.append((CONFIG_MEMBER, config_copy))
             if include_env_file:
                 env_copy = os.path.join(stage, ENV_MEMBER)
                 shutil.copyfile(env_path, env_copy)
@@ -506,17 +514,21 @@ def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, inc
             elif env_path:
                 excluded.append('%s (env file with secrets; include_env_file=false)' % env_path)
 
+            table_counts = {}
             for member, path in staged:
                 if member.endswith(SQLITE_SUFFIXES) and member.startswith('data/'):
                     problem = _sqlite_integrity_file(path, member)
                     if problem:
                         raise BackupError('the online copy of %s is not consistent (%s); the source database may be '
                                           'corrupt: run PRAGMA integrity_check on it and restore from an earlier backup' % (member, problem))
+                    table_counts[member] = table_row_counts(path)
 
             files = [{'path': member, 'size': os.path.getsize(path), 'sha256': sha256_file(path)} for member, path in staged]
             manifest = {'format': FORMAT, 'id': backup_id, 'node_id': node_id, 'created': iso(now), 'files': files}
             if version:
                 manifest['qflow_version'] = version
+            if table_counts:
+                manifest['tables'] = table_counts
             manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode('utf-8') + b'\n'
 
             _write_archive(tmp_archive, manifest_bytes, staged, now.timestamp())
@@ -549,6 +561,8 @@ def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, inc
             }
             if version:
                 entry['qflow_version'] = version
+            if kind:
+                entry['kind'] = kind
             catalog['backups'].append(entry)
             write_catalog(backup_dir, catalog)
         except BaseException as exc:
@@ -706,3 +720,586 @@ def verify_entry(backup_dir, entry):
     """Verify a catalog entry (view or raw). Never writes."""
     path = os.path.join(backup_dir, entry.get('file') or '')
     return verify_archive(path, entry.get('sha256'), display_name=entry.get('file'))
+
+
+# ---------------------------------------------------------------------------------------------
+# SQLite helpers shared by restore and test restore
+
+STATE_DB = 'state.db'
+STATE_DB_MEMBER = 'data/' + STATE_DB
+# restore_parts -> tables of state.db (lab/qflow_lab/node/store.py): a flow's owner and grants live beside it and the
+# node deletes them together, so they are restored with it
+PART_TABLES = {
+    'flows': ('flows', 'ownership', 'permissions'),
+    'executions': ('executions',),
+}
+RESTORE_PARTS = ('config', 'flows', 'executions', 'data')
+TEMP_PREFIX = '.qflow-restore-'
+
+
+def _quote(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def _user_tables(conn, schema='main'):
+    rows = conn.execute("SELECT name FROM %s.sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%%' ORDER BY name" % schema)
+    return [r[0] for r in rows]
+
+
+def _side_files_remove(path):
+    for suffix in SQLITE_SIDE_FILES:
+        _remove_quietly(path + suffix)
+
+
+def table_row_counts(path):
+    """{table: rows} of a SQLite file (a staged or scratch copy: its side files are removed afterwards)."""
+    counts = {}
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            for table in _user_tables(conn):
+                counts[table] = conn.execute('SELECT COUNT(*) FROM %s' % _quote(table)).fetchone()[0]
+        finally:
+            conn.close()
+    finally:
+        _side_files_remove(path)
+    return counts
+
+
+def _table_columns(conn, table, schema='main'):
+    return [r[1] for r in conn.execute('PRAGMA %s.table_info(%s)' % (schema, _quote(table)))]
+
+
+def _table_state(conn, table, schema='main'):
+    """{rows, digest, columns} of one table, or None when the table does not exist. The digest covers the row set."""
+    columns = _table_columns(conn, table, schema)
+    if not columns:
+        return None
+    cols = sorted(columns)
+    order = ', '.join(str(i + 1) for i in range(len(cols)))
+    select = 'SELECT %s FROM %s.%s ORDER BY %s' % (', '.join(_quote(c) for c in cols), schema, _quote(table), order)
+    digest = hashlib.sha256()
+    rows = 0
+    for row in conn.execute(select):
+        digest.update(repr(tuple(row)).encode('utf-8') + b'\n')
+        rows += 1
+    return {'rows': rows, 'digest': digest.hexdigest(), 'columns': cols}
+
+
+def _db_digest(path):
+    """Digest of the logical content (schema + every table's row set) of a SQLite copy; side files removed."""
+    digest = hashlib.sha256()
+    conn = sqlite3.connect(path)
+    try:
+        for row in conn.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"):
+            digest.update(repr(tuple(row)).encode('utf-8') + b'\n')
+        for table in _user_tables(conn):
+            digest.update(('%s:%s\n' % (table, _table_state(conn, table)['digest'])).encode('utf-8'))
+    finally:
+        conn.close()
+        _side_files_remove(path)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# choosing a backup
+
+def _is_safety(entry):
+    return entry.get('kind') == 'safety'
+
+
+def resolve_backup(backup_dir, backup_id, node_id=None, now=None):
+    """Return the catalog view of backup_id (``latest``: newest completed non-safety backup of node_id). Never writes."""
+    listing = list_backups(backup_dir, now)
+    backups = listing['backups']
+    known = [b.get('id') for b in backups]
+    shown = ', '.join(str(i) for i in known[:20]) + (' and %d more' % (len(known) - 20) if len(known) > 20 else '')
+    if not listing['exists']:
+        raise BackupError('backup dir %s does not exist: there is no backup to restore; set backup_dir (inventory variable '
+                          'qflow_backup_dir); nothing was changed' % backup_dir)
+    if backup_id == 'latest':
+        for entry in backups:
+            if entry.get('status') == 'completed' and not _is_safety(entry) and (node_id is None or entry.get('node_id') == node_id):
+                return entry
+        raise BackupError('backup_id latest: no completed backup of node %s in %s (known ids: %s); pass an explicit backup_id; '
+                          'nothing was changed' % (node_id, backup_dir, shown or 'none'))
+    for entry in backups:
+        if entry.get('id') == backup_id:
+            if entry.get('status') != 'completed':
+                raise BackupError('backup %s is listed in %s but its archive %s is %s; choose another backup_id (known ids: %s); '
+                                  'nothing was changed' % (backup_id, listing['catalog_path'], entry.get('path'),
+                                                           entry.get('status'), shown))
+            return entry
+    raise BackupError('unknown backup_id %s: not in the catalog %s (known ids: %s); nothing was changed'
+                      % (backup_id, listing['catalog_path'], shown or 'none'))
+
+
+def _verify_or_refuse(backup_dir, entry, what):
+    verification = verify_entry(backup_dir, entry)
+    if not verification['ok']:
+        raise BackupError('refusing to %s backup %s: the archive failed verification: %s; nothing was changed; choose another '
+                          'backup_id' % (what, entry.get('id'), '; '.join(verification['errors'][:5])))
+    return verification
+
+
+def _extract_all(archive, dest):
+    """Extract every member of a verified archive into dest (a private dir). Return the manifest."""
+    with tarfile.open(archive, mode='r:gz') as tar:
+        for info in tar:
+            if not info.isfile() or not _safe_member_name(info.name):
+                continue
+            target = os.path.join(dest, info.name)
+            if not os.path.isdir(os.path.dirname(target)):
+                os.makedirs(os.path.dirname(target), 0o700)
+            src = tar.extractfile(info)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, 'wb') as out:
+                shutil.copyfileobj(src, out, _CHUNK)
+    with open(os.path.join(dest, MANIFEST_NAME), 'rb') as handle:
+        return json.loads(handle.read().decode('utf-8'))
+
+
+# ---------------------------------------------------------------------------------------------
+# restore
+
+def normalize_parts(parts):
+    parts = list(parts or ('config', 'data'))
+    unknown = [p for p in parts if p not in RESTORE_PARTS]
+    if unknown:
+        raise BackupError('restore_parts: unknown part(s) %s; use %s' % (', '.join(unknown), ', '.join(RESTORE_PARTS)))
+    ordered = [p for p in RESTORE_PARTS if p in parts]
+    if 'data' in ordered:  # the whole data dir already holds every table
+        ordered = [p for p in ordered if p not in PART_TABLES]
+    return ordered
+
+
+def _live_data_files(data_dir, exclude_dir):
+    """{member: path} of the regular files of the data dir, as a backup would name them (side files left out)."""
+    found = {}
+    if not os.path.isdir(data_dir):
+        return found
+    exclude_real = os.path.realpath(exclude_dir) if exclude_dir else None
+    for root, dirs, files in os.walk(data_dir):
+        if exclude_real:
+            for name in list(dirs):
+                if os.path.realpath(os.path.join(root, name)) == exclude_real:
+                    dirs.remove(name)
+        rel_root = os.path.relpath(root, data_dir)
+        for name in files:
+            if _is_sqlite_side_file(name) or name.startswith(TEMP_PREFIX):
+                continue
+            path = os.path.join(root, name)
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue  # symlinks and special files are never archived, so never replaced or removed
+            found[os.path.normpath(os.path.join('data', rel_root, name)).replace(os.sep, '/')] = path
+    return found
+
+
+def _has_wal_content(path):
+    try:
+        return os.path.getsize(path + '-wal') > 0
+    except OSError:
+        return False
+
+
+def _data_file_equal(live_path, item, extracted, scratch):
+    """Same content? A byte-identical file, or for a SQLite file the same schema and row sets."""
+    if not os.path.isfile(live_path):
+        return False
+    is_db = item['path'].endswith(SQLITE_SUFFIXES)
+    if not (is_db and _has_wal_content(live_path)) and sha256_file(live_path) == item.get('sha256'):
+        return True
+    if not is_db:
+        return False
+    copy = os.path.join(scratch, 'live-%d.db' % len(os.listdir(scratch)))
+    try:
+        _sqlite_online_copy(live_path, copy)
+        archived = os.path.join(scratch, 'archived-%d.db' % len(os.listdir(scratch)))
+        shutil.copyfile(extracted, archived)
+        return _db_digest(copy) == _db_digest(archived)
+    except sqlite3.Error:
+        return False
+    finally:
+        _remove_quietly(copy)
+
+
+def _sqlite_in_use(path):
+    """True when another connection (the node) has the database open: an exclusive lock cannot be taken at once."""
+    try:
+        conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        conn.execute('PRAGMA locking_mode=EXCLUSIVE')
+        conn.execute('BEGIN EXCLUSIVE')
+        conn.execute('ROLLBACK')
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
+
+
+def _install_plan(src, dest, owner_ref):
+    """Copy src to a temp file beside dest with dest's mode and owner (or 0600 and owner_ref's owner). Return the temp path."""
+    directory = os.path.dirname(dest)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o750)
+        _chown_like(directory, owner_ref)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as out:
+            with open(src, 'rb') as handle:
+                shutil.copyfileobj(handle, out, _CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        ref = dest if os.path.exists(dest) else None
+        os.chmod(tmp, stat.S_IMODE(os.stat(ref).st_mode) if ref else 0o600)
+        _chown_like(tmp, ref or owner_ref)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return tmp
+
+
+def _chown_like(path, ref):
+    if ref and hasattr(os, 'geteuid') and os.geteuid() == 0 and os.path.exists(ref):
+        st = os.stat(ref)
+        try:
+            os.chown(path, st.st_uid, st.st_gid)
+        except OSError:
+            pass
+
+
+def plan_restore(backup_dir, entry, data_dir, config_path, parts, scratch):
+    """Compare the live node with the archive for the chosen parts. Reads only (scratch: a private temp dir).
+
+    Return {manifest, config: {before, after} or None, files: [{member, before, after}], remove: [member],
+    tables: {name: {before, after}}, changed: bool}.
+    """
+    manifest = _extract_all(os.path.join(backup_dir, entry['file']), scratch)
+    items = dict((f['path'], f) for f in manifest.get('files', []) if isinstance(f, dict) and f.get('path'))
+    plan = {'manifest': manifest, 'config': None, 'files': [], 'remove': [], 'tables': {}, 'changed': False}
+    work = os.path.join(scratch, '.work')
+    os.mkdir(work, 0o700)
+
+    if 'config' in parts:
+        if CONFIG_MEMBER not in items:
+            raise BackupError('backup %s has no %s (it is a partial safety backup); drop config from restore_parts; nothing was '
+                              'changed' % (entry['id'], CONFIG_MEMBER))
+        live = sha256_file(config_path) if os.path.isfile(config_path) else None
+        if live != items[CONFIG_MEMBER]['sha256']:
+            plan['config'] = {'before': live, 'after': items[CONFIG_MEMBER]['sha256']}
+
+    if 'data' in parts:
+        live_files = _live_data_files(data_dir, backup_dir)
+        for member in sorted(m for m in items if m.startswith('data/')):
+            live_path = os.path.join(data_dir, member[len('data/'):])
+            if not _data_file_equal(live_path, items[member], os.path.join(scratch, member), work):
+                before = sha256_file(live_path) if os.path.isfile(live_path) else None
+                plan['files'].append({'member': member, 'before': before, 'after': items[member]['sha256']})
+        plan['remove'] = sorted(m for m in live_files if m not in items)
+
+    tables = [t for p in parts for t in PART_TABLES.get(p, ())]
+    if tables:
+        if STATE_DB_MEMBER not in items:
+            raise BackupError('backup %s has no %s; restore_parts flows/executions need it; nothing was changed'
+                              % (entry['id'], STATE_DB_MEMBER))
+        live_db = os.path.join(data_dir, STATE_DB)
+        if not os.path.isfile(live_db):
+            raise BackupError('live database %s does not exist; restore the whole data dir (restore_parts: [data]); nothing was '
+                              'changed' % live_db)
+        live_copy = os.path.join(work, 'live-state.db')
+        try:
+            _sqlite_online_copy(live_db, live_copy)
+            conn = sqlite3.connect(live_copy)
+            try:
+                conn.execute('ATTACH DATABASE ? AS archived', (os.path.join(scratch, STATE_DB_MEMBER),))
+                for table in tables:
+                    before = _table_state(conn, table, 'main')
+                    after = _table_state(conn, table, 'archived')
+                    if after is None:
+                        raise BackupError('the archived %s of backup %s has no table %s; restore the whole data dir instead; '
+                                          'nothing was changed' % (STATE_DB, entry['id'], table))
+                    if before is None or before['columns'] != after['columns']:
+                        raise BackupError('table %s of %s has other columns than in backup %s (%s vs %s): the schema changed; '
+                                          'restore the whole data dir instead; nothing was changed'
+                                          % (table, live_db, entry['id'], before and before['columns'], after['columns']))
+                    if before['digest'] != after['digest']:
+                        plan['tables'][table] = {'before': {'rows': before['rows'], 'digest': before['digest']},
+                                                 'after': {'rows': after['rows'], 'digest': after['digest']}}
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise BackupError('cannot compare %s with backup %s: %s; nothing was changed' % (live_db, entry['id'], exc))
+        finally:
+            _remove_quietly(live_copy)
+            _side_files_remove(live_copy)
+            _side_files_remove(os.path.join(scratch, STATE_DB_MEMBER))
+    plan['changed'] = bool(plan['config'] or plan['files'] or plan['remove'] or plan['tables'])
+    return plan
+
+
+def _replace_tables(live_db, archived_db, tables):
+    """Replace every row of the tables in the live db by the archived rows, in one transaction."""
+    st = os.stat(live_db)
+    side_before = dict((s, os.path.exists(live_db + s)) for s in ('-wal', '-shm'))
+    conn = sqlite3.connect(live_db, timeout=60, isolation_level=None)
+    try:
+        conn.execute('PRAGMA busy_timeout=60000')
+        conn.execute('ATTACH DATABASE ? AS archived', (archived_db,))
+        conn.execute('BEGIN IMMEDIATE')
+        try:
+            for table in tables:
+                cols = ', '.join(_quote(c) for c in _table_columns(conn, table, 'main'))
+                conn.execute('DELETE FROM main.%s' % _quote(table))
+                conn.execute('INSERT INTO main.%s (%s) SELECT %s FROM archived.%s' % (_quote(table), cols, cols, _quote(table)))
+            conn.execute('COMMIT')
+        except BaseException:
+            conn.execute('ROLLBACK')
+            raise
+        conn.execute('DETACH DATABASE archived')
+    finally:
+        conn.close()
+    if hasattr(os, 'geteuid') and os.geteuid() == 0:
+        for suffix, existed in side_before.items():
+            if not existed and os.path.exists(live_db + suffix):
+                try:
+                    os.chown(live_db + suffix, st.st_uid, st.st_gid)
+                except OSError:
+                    pass
+
+
+def restore_backup(backup_dir, backup_id, data_dir, config_path, node_id, parts=None, check_mode=False, now=None):
+    """Verify, compare and (unless check_mode or already equal) restore the chosen parts of a backup.
+
+    Whole restore (config, data): every differing file is written to a temp file beside its target, then all are
+    renamed into place; files of the data dir that are not in the archive are removed, and so are the -wal/-shm files of
+    a replaced database. The node must be stopped for that. Table restore (flows, executions) replaces the rows in one
+    SQLite transaction and is safe while the node runs. A safety backup (kind ``safety``) of the current state is taken
+    before anything changes. Return {backup, parts, changed, safety_backup_id, config, files, removed, tables, verification}.
+    """
+    parts = normalize_parts(parts)
+    entry = resolve_backup(backup_dir, backup_id, node_id, now)
+    verification = _verify_or_refuse(backup_dir, entry, 'restore')
+    scratch = tempfile.mkdtemp(prefix='qflow-restore-', dir=None if check_mode else backup_dir)
+    try:
+        try:
+            plan = plan_restore(backup_dir, entry, data_dir, config_path, parts, scratch)
+        except (OSError, IOError, tarfile.TarError, ValueError) as exc:
+            raise BackupError('cannot read backup %s: %s; nothing was changed' % (entry['id'], exc))
+        result = {'backup': entry, 'parts': parts, 'changed': plan['changed'], 'safety_backup_id': None,
+                  'config': plan['config'], 'files': plan['files'], 'removed': plan['remove'], 'tables': plan['tables'],
+                  'verification': verification}
+        if not plan['changed'] or check_mode:
+            return result
+
+        for item in plan['files']:
+            live = os.path.join(data_dir, item['member'][len('data/'):])
+            if item['member'].endswith(SQLITE_SUFFIXES) and os.path.isfile(live) and _sqlite_in_use(live):
+                raise BackupError('%s is open by another process (is the node running?): stop the node before restoring the data '
+                                  'dir, or restore only flows/executions, which is safe online; nothing was changed' % live)
+        if os.path.isdir(data_dir) or os.path.isfile(config_path):  # nothing to keep on an empty node
+            safety = create_backup(backup_dir, data_dir, config_path, node_id, verify=True, kind='safety', partial_ok=True)
+            result['safety_backup_id'] = safety['id']
+        _apply_restore(plan, scratch, data_dir, config_path)
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _apply_restore(plan, scratch, data_dir, config_path):
+    owner_ref = data_dir if os.path.isdir(data_dir) else os.path.dirname(data_dir)
+    if plan['files'] and not os.path.isdir(data_dir):
+        os.makedirs(data_dir, 0o750)
+        _chown_like(data_dir, os.path.dirname(data_dir))
+    staged = []
+    try:
+        if plan['config']:
+            staged.append((_install_plan(os.path.join(scratch, CONFIG_MEMBER), config_path, os.path.dirname(config_path)), config_path))
+        for item in plan['files']:
+            dest = os.path.join(data_dir, item['member'][len('data/'):])
+            staged.append((_install_plan(os.path.join(scratch, item['member']), dest, owner_ref), dest))
+    except BaseException as exc:
+        for tmp, dummy in staged:
+            _remove_quietly(tmp)
+        if isinstance(exc, (OSError, IOError)):
+            raise BackupError('cannot stage the restored files: %s; nothing was changed (the safety backup was kept)' % exc)
+        raise
+    done = []
+    try:
+        for tmp, dest in staged:
+            if dest.endswith(SQLITE_SUFFIXES) and dest != config_path:
+                _side_files_remove(dest)  # a stale WAL would be replayed onto the restored database
+            os.rename(tmp, dest)
+            done.append(dest)
+            fsync_dir(os.path.dirname(dest))
+        for member in plan['remove']:
+            path = os.path.join(data_dir, member[len('data/'):])
+            _remove_quietly(path)
+            if path.endswith(SQLITE_SUFFIXES):
+                _side_files_remove(path)
+        if plan['tables']:
+            _replace_tables(os.path.join(data_dir, STATE_DB), os.path.join(scratch, STATE_DB_MEMBER), sorted(plan['tables']))
+    except (OSError, IOError, sqlite3.Error) as exc:
+        for tmp, dummy in staged:
+            _remove_quietly(tmp)
+        raise BackupError('restore failed after %d of %d files were replaced: %s; restore the safety backup to go back' % (
+            len(done), len(staged), exc))
+
+
+# ---------------------------------------------------------------------------------------------
+# test restore
+
+def prepare_restore_target(target, data_dir, config_path, backup_dir):
+    """Refuse a scratch dir that overlaps the node or holds anything but an earlier test restore. Reads only."""
+    real = os.path.realpath(target)
+    for label, path in (('data_dir', data_dir), ('config dir', os.path.dirname(config_path)), ('backup_dir', backup_dir)):
+        other = os.path.realpath(path)
+        if real == other or real.startswith(other + os.sep) or other.startswith(real + os.sep):
+            raise BackupError('restore_target %s overlaps the %s %s; choose a scratch directory elsewhere; nothing was changed'
+                              % (target, label, path))
+    if os.path.lexists(target):
+        if not os.path.isdir(target):
+            raise BackupError('restore_target %s exists and is not a directory; nothing was changed' % target)
+        extra = sorted(set(os.listdir(target)) - set([MANIFEST_NAME, 'data', 'config']))
+        if extra:
+            raise BackupError('restore_target %s is not empty (%s): use an empty or new scratch directory; nothing was changed'
+                              % (target, ', '.join(extra[:5])))
+
+
+def run_test_restore(backup_dir, backup_id, target, node_id=None, data_dir=None, config_path=None, now=None):
+    """Extract a verified backup into target (a scratch dir, or a temp dir removed afterwards when target is None),
+    check every database and compare row counts and checksums with the manifest. Never touches the node.
+
+    Return {backup, target, comparison: {tables: {name: {archived_rows, restored_rows}}, files_ok, errors}}.
+    """
+    entry = resolve_backup(backup_dir, backup_id, node_id, now)
+    verification = _verify_or_refuse(backup_dir, entry, 'test-restore')
+    if target:
+        prepare_restore_target(target, data_dir or '/nonexistent', config_path or '/nonexistent/x', backup_dir)
+        for name in (MANIFEST_NAME, 'data', 'config'):
+            _remove_quietly(os.path.join(target, name))
+        if not os.path.isdir(target):
+            os.makedirs(target, 0o700)
+        dest, remove = target, False
+    else:
+        dest, remove = tempfile.mkdtemp(prefix='qflow-test-restore-'), True
+    try:
+        try:
+            manifest = _extract_all(os.path.join(backup_dir, entry['file']), dest)
+        except (OSError, IOError, tarfile.TarError, ValueError) as exc:
+            raise BackupError('cannot extract backup %s into %s: %s' % (entry['id'], dest, exc))
+        comparison = compare_restored(dest, manifest)
+    finally:
+        if remove:
+            shutil.rmtree(dest, ignore_errors=True)
+    return {'backup': entry, 'target': dest if not remove else None, 'comparison': comparison, 'verification': verification}
+
+
+def compare_restored(dest, manifest):
+    errors = []
+    files_ok = True
+    tables = {}
+    counts = manifest.get('tables') or {}
+    for item in manifest.get('files', []):
+        path = os.path.join(dest, item['path'])
+        if not os.path.isfile(path):
+            errors.append('%s: missing after extraction' % item['path'])
+            files_ok = False
+            continue
+        if sha256_file(path) != item.get('sha256'):
+            errors.append('%s: sha256 differs from the manifest after extraction' % item['path'])
+            files_ok = False
+            continue
+        if not (item['path'].startswith('data/') and item['path'].endswith(SQLITE_SUFFIXES)):
+            continue
+        problem = _sqlite_integrity_file(path, item['path'])
+        if problem:
+            errors.append(problem)
+            continue
+        try:
+            restored = table_row_counts(path)
+        except sqlite3.Error as exc:
+            errors.append('%s: cannot count rows (%s)' % (item['path'], exc))
+            continue
+        archived = counts.get(item['path'])
+        prefix = '' if item['path'] == STATE_DB_MEMBER else item['path'][len('data/'):] + ':'
+        for table in sorted(set(restored) | set(archived or {})):
+            a_rows = archived.get(table) if archived is not None else None
+            r_rows = restored.get(table)
+            tables[prefix + table] = {'archived_rows': a_rows, 'restored_rows': r_rows}
+            if archived is not None and a_rows != r_rows:
+                errors.append('%s table %s: %s rows restored, %s in the manifest' % (item['path'], table, r_rows, a_rows))
+    return {'tables': tables, 'files_ok': files_ok, 'errors': errors}
+
+
+# ---------------------------------------------------------------------------------------------
+# retention
+
+def plan_retention(backups, node_id, keep_daily=None, keep_weekly=None):
+    """Choose what to keep among the completed backups of node_id (backups: views, newest first).
+
+    Keeps the newest backup of each of the last keep_daily days (UTC) that have a backup and of each of the last
+    keep_weekly ISO weeks that have one, always the newest backup, and every backup whose creation time cannot be read.
+    Return (keep: {id: [reasons]}, delete: [entries], newest first).
+    """
+    mine = [b for b in backups if b.get('status') == 'completed' and b.get('node_id') == node_id]
+    keep = {}
+    delete = []
+    days = []
+    weeks = []
+    for index, entry in enumerate(mine):
+        reasons = []
+        try:
+            created = parse_iso(entry.get('created'))
+        except (TypeError, ValueError):
+            keep[entry['id']] = ['creation time unknown']
+            continue
+        if index == 0:
+            reasons.append('newest')
+        day = created.strftime('%Y-%m-%d')
+        if day not in days:
+            days.append(day)
+            if keep_daily and len(days) <= keep_daily:
+                reasons.append('daily %s' % day)
+        iso_year, iso_week = created.isocalendar()[:2]
+        week = '%d-W%02d' % (iso_year, iso_week)
+        if week not in weeks:
+            weeks.append(week)
+            if keep_weekly and len(weeks) <= keep_weekly:
+                reasons.append('weekly %s' % week)
+        if reasons:
+            keep[entry['id']] = reasons
+        else:
+            delete.append(entry)
+    return keep, delete
+
+
+def prune_backups(backup_dir, node_id, keep_daily=None, keep_weekly=None, check_mode=False, now=None):
+    """Apply retention to the backups of node_id. The catalog is rewritten first (atomically), then the archives are
+    removed, so an interruption leaves at most orphaned archives, never catalog entries without an archive.
+
+    Return {kept: {id: [reasons]}, delete: [{id, created, file}], changed}.
+    """
+    if not os.path.isdir(backup_dir):
+        return {'kept': {}, 'delete': [], 'changed': False}
+
+    def _plan():
+        keep, delete = plan_retention(list_backups(backup_dir, now)['backups'], node_id, keep_daily, keep_weekly)
+        return keep, [{'id': e['id'], 'created': e.get('created'), 'file': e.get('file')} for e in delete]
+
+    if check_mode:
+        keep, delete = _plan()
+        return {'kept': keep, 'delete': delete, 'changed': bool(delete)}
+    with CatalogLock(backup_dir):
+        keep, delete = _plan()
+        if delete:
+            gone = set(d['id'] for d in delete)
+            catalog = read_catalog(backup_dir)
+            catalog['backups'] = [e for e in catalog['backups'] if not (isinstance(e, dict) and e.get('id') in gone)]
+            write_catalog(backup_dir, catalog)
+            for item in delete:
+                _remove_quietly(os.path.join(backup_dir, item['file']))
+            fsync_dir(backup_dir)
+    return {'kept': keep, 'delete': delete, 'changed': bool(delete)}

@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: backup
-short_description: Create a consistent, verified backup of a Qflow node
+short_description: Create, restore, test-restore and prune consistent, verified backups of a Qflow node
 version_added: 0.1.0
 author:
   - qflow.ops maintainers (@AnarQorp)
@@ -28,6 +28,23 @@ description:
   - With O(max_age), nothing is done (not changed) while a completed and verified backup of this node younger than
     O(max_age) exists, which makes the task idempotent for scheduled runs.
   - Use M(qflow.ops.backup_info) to list and re-verify backups.
+  - With O(state=restored), restores the parts O(restore_parts) of backup O(backup_id). The archive is verified first; a
+    backup that fails verification or an unknown O(backup_id) makes the module fail without changing anything.
+    When the live content already equals the archive for those parts (sha256 of the config, row-set digests of the
+    tables, file digests of the data dir) nothing is done (not changed). Otherwise a safety backup of the current state
+    is taken first (a normal backup recorded in the catalog with C(kind=safety), RV(safety_backup_id)).
+  - Whole restore (V(config), V(data)) writes every differing file to a temporary file beside its target and renames it
+    into place, removes the data dir files that are not in the archive and the C(-wal)/C(-shm) files of each replaced
+    database. B(The module does not stop the service) - the playbook must stop the node before a whole restore and
+    start it afterwards. Restoring V(flows) or V(executions) replaces only the rows of those tables of C(state.db) in one
+    SQLite transaction, which is safe while the node runs.
+  - With O(state=test_restored), extracts the backup into the scratch directory O(restore_target), runs
+    C(PRAGMA integrity_check) on every database and compares row counts per table and file checksums with the
+    manifest. The node's data dir and config are never touched. To test a restore on a scratch node, run
+    O(state=restored) on that node instead.
+  - With O(state=pruned), applies retention to the backups of O(node_id) in O(backup_dir), see O(keep_daily) and
+    O(keep_weekly). The catalog is rewritten first, then the archives are deleted, so an interruption can leave
+    orphaned archives (reported by M(qflow.ops.backup_info)) but never catalog entries without an archive.
 extends_documentation_fragment:
   - qflow.ops._attributes
 attributes:
@@ -35,11 +52,61 @@ attributes:
     support: full
     details:
       - Predicts whether a backup would be created (honouring O(max_age)) and writes nothing, not even the backup dir.
+      - For O(state=restored), O(state=test_restored) and O(state=pruned), computes and reports what would change and
+        writes nothing (scratch copies go to the system temp dir and are removed before returning).
   diff_mode:
     support: full
     details:
       - Shows the latest backup id and the number of catalogued backups before and after.
+      - With O(state=restored), the checksums, file digests and table row counts that differ, before and after.
+      - With O(state=pruned), the backup ids of the node before and after.
 options:
+  state:
+    description:
+      - V(present) creates a backup (the behaviour described above).
+      - V(restored) restores O(restore_parts) of the backup O(backup_id) onto this node.
+      - V(test_restored) extracts the backup O(backup_id) into O(restore_target) and compares it with its manifest.
+        It only writes to that scratch directory and always reports not changed.
+      - V(pruned) deletes the backups of O(node_id) that O(keep_daily) and O(keep_weekly) do not keep.
+    type: str
+    choices: [present, restored, test_restored, pruned]
+    default: present
+  backup_id:
+    description:
+      - The backup to restore or test, as listed by M(qflow.ops.backup_info).
+      - V(latest) is the newest completed backup of O(node_id) that is not a safety backup taken by a restore.
+      - Required with O(state=restored) and O(state=test_restored).
+    type: str
+  restore_parts:
+    description:
+      - What to restore with O(state=restored).
+      - V(config) is the config file at O(config_path).
+      - V(data) is the whole data dir (every file, so every table of C(state.db)); the node must be stopped.
+      - V(flows) replaces the rows of the tables C(flows), C(ownership) and C(permissions) of C(state.db) (a flow's owner and
+        grants are stored beside it); V(executions) replaces the rows of the table C(executions). Both are safe while
+        the node runs and are ignored when V(data) is also given.
+      - The default V(config) + V(data) is a whole restore.
+    type: list
+    elements: str
+    choices: [config, flows, executions, data]
+    default: [config, data]
+  restore_target:
+    description:
+      - Scratch directory for O(state=test_restored). It must not overlap O(data_dir), the config dir or O(backup_dir),
+        and must be new, empty or hold only an earlier test restore (which is replaced).
+      - When not set, a temporary directory is used and removed afterwards.
+    type: path
+  keep_daily:
+    description:
+      - With O(state=pruned), keep the newest backup of each of the last O(keep_daily) days (UTC) that have a backup.
+      - Days without a backup are not counted, so a gap in the schedule does not delete older backups.
+      - At least one of O(keep_daily) and O(keep_weekly) is required with O(state=pruned). The newest backup is always kept.
+    type: int
+  keep_weekly:
+    description:
+      - With O(state=pruned), keep the newest backup of each of the last O(keep_weekly) ISO weeks that have a backup.
+      - Combined with O(keep_daily) as a union.
+    type: int
   node_id:
     description:
       - Node name used in the archive name, the manifest and the catalog.
@@ -94,7 +161,9 @@ options:
     default: true
 notes:
   - Run with C(become=true) when the data dir, config or backup dir belong to another user.
-  - Restoring is not done by this module; the archive is a plain tar.gz whose C(manifest.json) lists every checksum.
+  - The archive is a plain tar.gz whose C(manifest.json) lists every checksum (and the row count of every table).
+  - The module never stops or starts the service. Stop the node before a whole restore (O(restore_parts) with V(data)).
+  - Safety backups are ordinary backups for O(state=pruned).
 seealso:
   - module: qflow.ops.backup_info
 '''
@@ -117,6 +186,27 @@ EXAMPLES = r'''
   qflow.ops.backup:
     node_id: "{{ inventory_hostname_short }}"
     include_env_file: true
+  become: true
+
+- name: Put the flows back from the latest backup (online, only the flow tables change)
+  qflow.ops.backup:
+    state: restored
+    backup_id: latest
+    restore_parts: [flows]
+  become: true
+
+- name: Test that the latest backup restores (scratch directory, the node is not touched)
+  qflow.ops.backup:
+    state: test_restored
+    backup_id: latest
+  become: true
+  register: qflow_test_restore
+
+- name: Keep 7 daily and 4 weekly backups
+  qflow.ops.backup:
+    state: pruned
+    keep_daily: 7
+    keep_weekly: 4
   become: true
 '''
 
@@ -185,8 +275,12 @@ catalog_path:
   type: str
   sample: /var/backups/qflow/catalog.json
 diff:
-  description: Latest backup id and number of catalogued backups, before and after.
-  returned: always
+  description:
+    - With O(state=present), latest backup id and number of catalogued backups, before and after.
+    - With O(state=restored), what differs between the node and the backup (config sha256, data file sha256, table rows
+      and digests), before and after.
+    - With O(state=pruned), the backup ids of the node before and after.
+  returned: always except with O(state=test_restored)
   type: dict
   contains:
     before:
@@ -197,6 +291,86 @@ diff:
       description: State after the task (predicted in check mode).
       type: dict
       sample: {latest_backup: qflow-node-1-20261127T031245Z, count: 1}
+backup_id:
+  description: The backup that was restored or tested (V(latest) resolved).
+  returned: with O(state=restored) and O(state=test_restored)
+  type: str
+  sample: qflow-node-1-20261127T031245Z
+safety_backup_id:
+  description: Id of the safety backup taken before restoring, or null when nothing was changed (or in check mode).
+  returned: with O(state=restored)
+  type: str
+  sample: qflow-node-1-20261127T041002Z
+restored:
+  description: What was restored (what would be in check mode). Empty lists and dicts when the node already matched.
+  returned: with O(state=restored)
+  type: dict
+  contains:
+    parts:
+      description: The parts compared (V(flows)/V(executions) are dropped when V(data) is given).
+      type: list
+      elements: str
+      sample: [config, data]
+    config:
+      description: Whether the config file differed and was replaced.
+      type: bool
+      sample: false
+    files:
+      description: Archive members (C(data/...)) whose file in the data dir differed and was replaced.
+      type: list
+      elements: str
+      sample: [data/state.db]
+    removed:
+      description: Data dir files that are not in the archive and were removed.
+      type: list
+      elements: str
+      sample: [data/flows/flow-9.json]
+    tables:
+      description: Tables whose rows differed and were replaced, with row counts before and after.
+      type: dict
+      sample: {flows: {rows_before: 2, rows_after: 3}}
+comparison:
+  description: Result of the test restore.
+  returned: with O(state=test_restored)
+  type: dict
+  contains:
+    tables:
+      description:
+        - Per table, rows recorded in the manifest at backup time (null for archives without row counts) and rows
+          found in the restored database. Tables of databases other than C(state.db) are named C(<file>:<table>).
+      type: dict
+      sample: {flows: {archived_rows: 3, restored_rows: 3}}
+    files_ok:
+      description: Whether every restored file has the sha256 recorded in the manifest.
+      type: bool
+      sample: true
+    errors:
+      description: Every mismatch or failed C(PRAGMA integrity_check). The module fails when it is not empty.
+      type: list
+      elements: str
+      sample: []
+restore_target:
+  description: Scratch directory holding the test restore, or null when a temporary directory was used and removed.
+  returned: with O(state=test_restored)
+  type: str
+  sample: /var/tmp/qflow-restore-test
+kept:
+  description: Backups of O(node_id) kept by retention, with the reasons (V(newest), V(daily <date>), V(weekly <ISO week>)).
+  returned: with O(state=pruned)
+  type: dict
+  sample: {qflow-node-1-20261127T031245Z: [newest, daily 2026-11-27, weekly 2026-W48]}
+would_delete:
+  description: Backup ids that would be deleted.
+  returned: with O(state=pruned) in check mode
+  type: list
+  elements: str
+  sample: [qflow-node-1-20261101T031245Z]
+deleted:
+  description: Backup ids whose archives were deleted and which were dropped from the catalog.
+  returned: with O(state=pruned) when not in check mode
+  type: list
+  elements: str
+  sample: [qflow-node-1-20261101T031245Z]
 msg:
   description: One-line summary.
   returned: always
@@ -224,13 +398,38 @@ def main():
             backup_dir=dict(type='path', default='/var/backups/qflow'),
             max_age=dict(type='str'),
             verify=dict(type='bool', default=True),
+            state=dict(type='str', default='present', choices=['present', 'restored', 'test_restored', 'pruned']),
+            backup_id=dict(type='str'),
+            restore_parts=dict(type='list', elements='str', default=['config', 'data'],
+                               choices=['config', 'flows', 'executions', 'data']),
+            restore_target=dict(type='path'),
+            keep_daily=dict(type='int'),
+            keep_weekly=dict(type='int'),
         ),
+        required_if=[
+            ('state', 'restored', ('backup_id',)),
+            ('state', 'test_restored', ('backup_id',)),
+            ('state', 'pruned', ('keep_daily', 'keep_weekly'), True),
+        ],
         supports_check_mode=True,
     )
     p = module.params
     node_id = p['node_id'] or engine.default_node_id(socket.gethostname())
     backup_dir = p['backup_dir']
     result = dict(changed=False, catalog_path=engine.catalog_path(backup_dir))
+    if not engine.NODE_ID_RE.match(node_id):
+        module.fail_json(msg='node_id %r cannot be used in a file name: use letters, digits, ".", "_" and "-" only' % node_id, **result)
+    if p['state'] == 'restored':
+        _restored(module, p, node_id, result)
+    elif p['state'] == 'test_restored':
+        _test_restored(module, p, node_id, result)
+    elif p['state'] == 'pruned':
+        _pruned(module, p, node_id, result)
+    _present(module, p, node_id, result)
+
+
+def _present(module, p, node_id, result):
+    backup_dir = p['backup_dir']
 
     max_age = None
     if p['max_age'] is not None:
@@ -238,9 +437,6 @@ def main():
             max_age = parse_duration(p['max_age'])
         except ValueError as exc:
             module.fail_json(msg='max_age: %s' % exc, **result)
-
-    if not engine.NODE_ID_RE.match(node_id):
-        module.fail_json(msg='node_id %r cannot be used in a file name: use letters, digits, ".", "_" and "-" only' % node_id, **result)
 
     now = utcnow()
     try:
@@ -288,6 +484,95 @@ def main():
     state = 'verified' if backup['verified'] else 'not verified'
     result['msg'] = 'created backup %s (%d files, %d bytes, %s)' % (backup['id'], backup['files'], backup['size'], state)
     result['diff'] = {'before': before, 'after': {'latest_backup': backup['id'], 'count': len(current) + 1}}
+    module.exit_json(**result)
+
+
+def _restored(module, p, node_id, result):
+    try:
+        done = engine.restore_backup(p['backup_dir'], p['backup_id'], p['data_dir'], p['config_path'], node_id,
+                                     parts=p['restore_parts'], check_mode=module.check_mode)
+    except engine.BackupError as exc:
+        module.fail_json(msg=str(exc), **result)
+    before = {}
+    after = {}
+    if done['config']:
+        before['config_sha256'] = done['config']['before']
+        after['config_sha256'] = done['config']['after']
+    if done['files'] or done['removed']:
+        before['files'] = dict((f['member'], f['before']) for f in done['files'])
+        after['files'] = dict((f['member'], f['after']) for f in done['files'])
+        for member in done['removed']:
+            before['files'][member] = 'present'
+            after['files'][member] = None
+    if done['tables']:
+        before['tables'] = dict((t, v['before']) for t, v in done['tables'].items())
+        after['tables'] = dict((t, v['after']) for t, v in done['tables'].items())
+    backup_id = done['backup']['id']
+    result.update(
+        changed=done['changed'],
+        backup_id=backup_id,
+        safety_backup_id=done['safety_backup_id'],
+        restored={
+            'parts': done['parts'],
+            'config': bool(done['config']),
+            'files': [f['member'] for f in done['files']],
+            'removed': done['removed'],
+            'tables': dict((t, {'rows_before': v['before']['rows'], 'rows_after': v['after']['rows']}) for t, v in done['tables'].items()),
+        },
+        diff={'before': before, 'after': after},
+    )
+    what = []
+    if done['config']:
+        what.append('config')
+    if done['files'] or done['removed']:
+        what.append('%d data file(s) replaced, %d removed' % (len(done['files']), len(done['removed'])))
+    if done['tables']:
+        what.append('table(s) %s' % ', '.join(sorted(done['tables'])))
+    if not done['changed']:
+        result['msg'] = 'node already matches backup %s for %s; nothing restored' % (backup_id, ', '.join(done['parts']))
+    elif module.check_mode:
+        result['msg'] = 'would restore from backup %s: %s (after a safety backup)' % (backup_id, '; '.join(what))
+    else:
+        result['msg'] = 'restored from backup %s: %s; safety backup %s' % (backup_id, '; '.join(what), done['safety_backup_id'])
+    module.exit_json(**result)
+
+
+def _test_restored(module, p, node_id, result):
+    target = None if module.check_mode else p['restore_target']
+    try:
+        done = engine.run_test_restore(p['backup_dir'], p['backup_id'], target, node_id=node_id,
+                                       data_dir=p['data_dir'], config_path=p['config_path'])
+    except engine.BackupError as exc:
+        module.fail_json(msg=str(exc), **result)
+    comparison = done['comparison']
+    result.update(backup_id=done['backup']['id'], comparison=comparison, restore_target=done['target'])
+    if comparison['errors']:
+        module.fail_json(msg='test restore of backup %s failed: %s' % (done['backup']['id'], '; '.join(comparison['errors'][:5])), **result)
+    result['msg'] = 'test restore of backup %s: %d table(s) with matching row counts, every file checksum matches' % (
+        done['backup']['id'], len(comparison['tables']))
+    module.exit_json(**result)
+
+
+def _pruned(module, p, node_id, result):
+    for name in ('keep_daily', 'keep_weekly'):
+        if p[name] is not None and p[name] < 0:
+            module.fail_json(msg='%s must be 0 or more, got %d' % (name, p[name]), **result)
+    try:
+        before = [b['id'] for b in engine.list_backups(p['backup_dir'])['backups']
+                  if b.get('node_id') == node_id and b.get('status') == 'completed']
+        done = engine.prune_backups(p['backup_dir'], node_id, p['keep_daily'], p['keep_weekly'], check_mode=module.check_mode)
+    except (engine.BackupError, OSError) as exc:
+        module.fail_json(msg=str(exc), **result)
+    ids = [d['id'] for d in done['delete']]
+    result.update(changed=done['changed'], kept=done['kept'],
+                  diff={'before': {'backups': before}, 'after': {'backups': [i for i in before if i not in ids]}})
+    if module.check_mode:
+        result['would_delete'] = ids
+        verb = 'would delete'
+    else:
+        result['deleted'] = ids
+        verb = 'deleted'
+    result['msg'] = '%s %d backup(s) of %s, kept %d' % (verb, len(ids), node_id, len(done['kept']))
     module.exit_json(**result)
 
 
