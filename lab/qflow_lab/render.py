@@ -137,7 +137,7 @@ def supervisord_conf(lab_dir, python, lab_src, n_nodes, workload_rate):
 
 def prometheus_config(n_nodes, rules_path):
     return {
-        "global": {"scrape_interval": "2s", "evaluation_interval": "2s", "scrape_timeout": "2s",
+        "global": {"scrape_interval": "3s", "evaluation_interval": "3s", "scrape_timeout": "3s",
                    "external_labels": {"lab": "qflow"}},
         "rule_files": [rules_path],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER_ADDR]}]}]},

@@ -455,7 +455,7 @@ def inputs_from_prometheus(query, selector, window_seconds):
     """(counters, gauges, histograms) from a Prometheus server over a window.
 
     ``query(promql)`` returns [(labels, value)]. Counters: ``sum(increase(c{sel}[w]))``; histogram buckets:
-    ``sum by (le) (increase(h_bucket{sel}[w]))``; gauges: one instant query for all names, summed per name.
+    ``sum by (le) (increase(h_bucket{sel}[w]))``; gauges: ``sum(last_over_time(g{sel}[1m]))``.
     """
     sel = normalize_selector(selector)
     rng = '%ds' % max(1, int(round(window_seconds)))
@@ -474,10 +474,10 @@ def inputs_from_prometheus(query, selector, window_seconds):
                 except ValueError:
                     continue
         histograms[name] = sorted(buckets) or None
+    # Gauges: the last sample of the last minute, so one slow or missed scrape does not blank them out.
     gauges = dict((name, None) for name in GAUGES)
-    matcher = '__name__=~"%s"' % '|'.join(GAUGES)
-    for labels, value in query('{%s%s}' % (matcher, (',' + sel) if sel else '')):
-        name = labels.get('__name__')
-        if name in gauges and not math.isnan(value):
-            gauges[name] = (gauges[name] or 0.0) + value
+    for name in GAUGES:
+        result = query('sum(last_over_time(%s{%s}[1m]))' % (name, sel))
+        if result and not math.isnan(result[0][1]):
+            gauges[name] = result[0][1]
     return counters, gauges, histograms

@@ -239,13 +239,15 @@ def from_prometheus(module):
         return prom_query(prom_url, promql, timeout=module.params['timeout'],
                           validate_certs=module.params['validate_certs'], ca_path=module.params['ca_path'])
 
-    up = query('up{%s}' % selector)
+    # A node counts as scraped when one scrape of the last minute succeeded: a single slow scrape on a busy
+    # Prometheus must not blank out a node whose service, health and alerts items tell the real story.
+    up = query('max_over_time(up{%s}[1m])' % selector)
     if not up:
         module.fail_json(msg='Prometheus at %s has no "up" series matching {%s}: it does not scrape this node. Check '
                              'the Prometheus scrape targets, and prometheus_selector or metrics_url.'
                              % (prom_url.rstrip('/'), selector), selector=selector)
     if not any(value >= 1 for _labels, value in up):
-        module.fail_json(msg='Prometheus at %s cannot scrape the node (up == 0 for {%s}): its metrics are stale. Check that '
+        module.fail_json(msg='Prometheus at %s has not scraped the node for a minute (up == 0 for {%s}): its metrics are stale. Check that '
                              'the node runs and that its metrics endpoint answers (Prometheus /targets shows the scrape error).'
                              % (prom_url.rstrip('/'), selector), selector=selector)
     counters, gauges, histograms = inputs_from_prometheus(query, selector, seconds)

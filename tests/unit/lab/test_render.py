@@ -22,7 +22,7 @@ def test_rules_shape():
 def test_prometheus_config_targets():
     cfg = render.prometheus_config(3, "/x/rules.yml")
     sc = cfg["scrape_configs"][0]
-    assert sc["job_name"] == "qflow" and cfg["global"]["scrape_interval"] == "2s"
+    assert sc["job_name"] == "qflow" and cfg["global"]["scrape_interval"] == "3s"
     assert [s["targets"][0] for s in sc["static_configs"]] == ["127.0.1.1:9090", "127.0.1.2:9090", "127.0.1.3:9090"]
     assert sc["static_configs"][1]["labels"] == {"node": "qflow-node-2"}
 

@@ -178,8 +178,8 @@ def test_prom_query_and_inputs(stub_server):
                       for le, v in (('0.5', '5'), ('1', '10'), ('+Inf', '20'))]
         elif q.startswith('sum(increase(qflow_flows_completed_total'):
             result = [{'metric': {}, 'value': [1700000000, '19.5']}]
-        elif q.startswith('{__name__'):
-            result = [{'metric': {'__name__': 'qflow_node_health_score', 'instance': 'a:9090'}, 'value': [1, '0.5']}]
+        elif q.startswith('sum(last_over_time(qflow_node_health_score{'):
+            result = [{'metric': {}, 'value': [1, '0.5']}]
         else:
             result = []
         return Route(200, {'status': 'success', 'data': {'resultType': 'vector', 'result': result}})
@@ -196,6 +196,7 @@ def test_prom_query_and_inputs(stub_server):
     assert hists['qflow_flow_execution_duration_seconds'] == [(0.5, 5.0), (1.0, 10.0), (float('inf'), 20.0)]
     assert 'sum(increase(qflow_flows_completed_total{instance="a:9090"}[300s]))' in seen
     assert 'sum by (le) (increase(qflow_flow_execution_duration_seconds_bucket{instance="a:9090"}[300s]))' in seen
+    assert 'sum(last_over_time(qflow_node_health_score{instance="a:9090"}[1m]))' in seen
 
 
 def test_prom_query_errors(stub_server):

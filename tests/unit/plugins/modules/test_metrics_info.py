@@ -98,14 +98,14 @@ def test_prometheus_source(stub_server):
         q = parse_qs(urlsplit(req['path']).query)['query'][0]
         seen.append(q)
         result = []
-        if q.startswith('up{'):
+        if q.startswith('max_over_time(up{'):
             result = [{'metric': {'instance': 'node1:9090'}, 'value': [1, '1']}]
         elif q.startswith('sum by (le) (increase(qflow_flow_execution_duration_seconds_bucket'):
             result = [{'metric': {'le': le}, 'value': [1, v]} for le, v in (('1', '20'), ('2', '40'), ('+Inf', '40'))]
-        elif q.startswith('{__name__'):
-            result = [{'metric': {'__name__': 'qflow_flows_active_count'}, 'value': [1, '7']},
-                      {'metric': {'__name__': 'qflow_process_cpu_usage_percent'}, 'value': [1, '3']},
-                      {'metric': {'__name__': 'qflow_node_health_score'}, 'value': [1, '0.4']}]
+        elif q.startswith('sum(last_over_time('):
+            gauge = {'qflow_flows_active_count': '7', 'qflow_process_cpu_usage_percent': '3', 'qflow_node_health_score': '0.4'}
+            name = q[len('sum(last_over_time('):].split('{')[0]
+            result = [{'metric': {}, 'value': [1, gauge[name]]}] if name in gauge else []
         else:
             for prefix, value in vec.items():
                 if q.startswith(prefix):
@@ -145,7 +145,7 @@ def test_prometheus_bad_window(stub_server):
 def test_prometheus_node_down_is_a_clear_error(stub_server):
     def answer(req):
         q = parse_qs(urlsplit(req['path']).query)['query'][0]
-        result = [{'metric': {'instance': 'node1:9090'}, 'value': [1, '0']}] if q.startswith('up{') else []
+        result = [{'metric': {'instance': 'node1:9090'}, 'value': [1, '0']}] if q.startswith('max_over_time(up{') else []
         return Route(200, {'status': 'success', 'data': {'resultType': 'vector', 'result': result}})
 
     srv = stub_server({'/api/v1/query': answer})
