@@ -231,3 +231,18 @@ def test_token_never_appears_at_vvv(backed_up, green_lab, report_dir):
         if path.is_file():
             text = path.read_text()
             assert not any(t.strip("'\"") in text for t in tokens)
+
+
+def test_token_never_reaches_runner_artifacts(backed_up, green_lab, report_dir, tmp_path):
+    tokens = [t.strip("'\"") for t in re.findall(r"qflow_api_token: (\S+)", backed_up.read_text())]
+    pdd = tmp_path / "runner"
+    result = qflow_ops.run("morning-health-check", backed_up, extravars=WINDOW, report_dir=report_dir,
+                           private_data_dir=pdd, verbosity=3)
+    assert result.rc == 0, result.stdout[-3000:]
+    assert all(c["ok"] and "authenticated" in c["detail"] for c in result.report["checks"] if c["item"] == "api_health")
+    files = [p for p in pdd.rglob("*") if p.is_file()]
+    assert any("job_events" in str(p) for p in files), "ansible-runner wrote no job events"
+    for path in files:
+        data = path.read_bytes()
+        for token in tokens:
+            assert token.encode() not in data, "token found in %s" % path
