@@ -1082,7 +1082,10 @@ def restore_backup(backup_dir, backup_id, data_dir, config_path, node_id, parts=
     parts = normalize_parts(parts)
     entry = resolve_backup(backup_dir, backup_id, node_id, now)
     verification = _verify_or_refuse(backup_dir, entry, 'restore')
-    scratch = tempfile.mkdtemp(prefix='qflow-restore-', dir=None if check_mode else backup_dir)
+    try:
+        scratch = tempfile.mkdtemp(prefix='qflow-restore-', dir=None if check_mode else backup_dir)
+    except OSError as exc:
+        raise BackupError('cannot create a scratch dir for the restore: %s; run with become: true; nothing was changed' % exc)
     try:
         try:
             plan = plan_restore(backup_dir, entry, data_dir, config_path, parts, scratch)

@@ -19,7 +19,7 @@ from ansible_collections.qflow.ops.plugins.modules import backup  # noqa: E402
 
 UTC = datetime.timezone.utc
 # label -> creation time; ISO weeks: 11-23..11-27 are 2026-W48, 11-20/11-22 W47, 11-10 W46, 11-03 W45, 10-20 W43
-TIMES = [
+TIMES = (
     ('A', datetime.datetime(2026, 11, 27, 18, 0, tzinfo=UTC)),
     ('B', datetime.datetime(2026, 11, 27, 6, 0, tzinfo=UTC)),
     ('C', datetime.datetime(2026, 11, 26, 6, 0, tzinfo=UTC)),
@@ -30,7 +30,7 @@ TIMES = [
     ('H', datetime.datetime(2026, 11, 10, 6, 0, tzinfo=UTC)),
     ('I', datetime.datetime(2026, 11, 3, 6, 0, tzinfo=UTC)),
     ('J', datetime.datetime(2026, 10, 20, 6, 0, tzinfo=UTC)),
-]
+)
 
 
 def make_backups(node, node_id='qflow-node-1', times=TIMES):
@@ -108,7 +108,7 @@ def test_prune_keeps_newest_and_touches_only_this_node(tmp_path):
 
 def test_prune_daily_only_counts_days_with_backups(tmp_path):
     node = h.make_node(tmp_path)
-    ids = make_backups(node, times=[TIMES[0], TIMES[7], TIMES[8], TIMES[9]])  # 11-27, then a gap, 11-10, 11-03, 10-20
+    ids = make_backups(node, times=(TIMES[0], TIMES[7], TIMES[8], TIMES[9]))  # 11-27, then a gap, 11-10, 11-03, 10-20
     kind, res = h.run_module(backup, h.module_args(node, state='pruned', keep_daily=3), check_mode=True)
     assert kind == 'exit' and res['would_delete'] == [ids['J']], res
 
