@@ -14,19 +14,21 @@ def node_ip(i):
 
 
 def node_config(i):
-    """The YAML config of node i (contract §2.2 sections; the lab keeps memory small)."""
+    """The YAML config of node i: only keys documented for qflow-config.yaml (contract §2.2), so
+    qflow.ops.config validates it; the lab keeps memory small."""
     return {"qflow": {
-        "engine": {"maxConcurrentFlows": 100, "maxMemoryMB": 256, "executionTimeout": 300000},
-        "validation": {"cache": {"enabled": True, "ttl": 300}, "layers": ["qlock", "qonsent", "qindex", "qerberos"]},
-        "sandbox": {"enabled": True, "maxInstances": 10},
-        "networking": {"port": 8080, "metricsPort": 9090},
-        "nodeSelection": {"strategy": "load-balanced", "timeout": 1000},
-        "storage": {"backend": "sqlite", "cache": {"enabled": True, "maxEntries": 256}},
-        "security": {"tokenTtl": 3600},
-        "monitoring": {"enabled": True, "metricsFormat": "prometheus"},
-        "logging": {"level": "info", "format": "json", "maxFileSize": "10MB", "maxFiles": 3},
-        "dao": {"defaultSubnet": "dao.public.default"},
-        "resources": {"maxCpuPercent": 100},
+        "engine": {"maxConcurrentFlows": 100, "maxMemoryMB": 256, "defaultTimeout": 300000,
+                   "checkpointInterval": 30000, "enableDistributedExecution": True},
+        "validation": {"enablePipeline": True, "timeoutPerLayer": 5000, "retryAttempts": 3, "enableCache": True,
+                       "cache": {"enabled": True, "maxSize": 10000, "ttlSeconds": 300}},
+        "sandbox": {"wasmRuntime": "wasmtime", "maxMemoryMB": 128, "maxExecutionTimeMs": 30000},
+        "networking": {"apiPort": 8080, "metricsPort": 9090, "enableTLS": False},
+        "nodeSelection": {"preferLowLatency": True, "maxLatencyMs": 100},
+        "storage": {"ipfsApiUrl": "http://localhost:5001", "enableEncryption": True},
+        "security": {"enableAuthentication": True, "jwtExpirationHours": 24},
+        "monitoring": {"enableMetrics": True, "logLevel": "info", "metricsInterval": 10000},
+        "logging": {"level": "info", "maxFileSize": "10MB", "maxFiles": 3, "enableRotation": True},
+        "dao": {"enableSubnets": True, "defaultSubnet": "dao.public.default"},
     }}
 
 

@@ -57,3 +57,10 @@ def test_amtool_check(tmp_path):
     f.write_text(yaml.safe_dump(render.alertmanager_config()))
     p = subprocess.run(["amtool", "check-config", str(f)], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_lab_config_uses_only_documented_keys():
+    """The collection's config schema (qflow.ops.config) accepts the config the lab writes for its nodes."""
+    from ansible_collections.qflow.ops.plugins.module_utils._config import validate
+    for i in (1, 7):
+        assert validate(render.node_config(i)) == []
