@@ -13,9 +13,8 @@ import json
 import math
 import os
 
-from ansible_collections.qflow.ops.plugins.module_utils._api import QflowError
 from ansible_collections.qflow.ops.plugins.module_utils._files import write_atomic
-from ansible_collections.qflow.ops.plugins.module_utils._prometheus import inputs_from_prometheus, normalize_selector, summarize
+from ansible_collections.qflow.ops.plugins.module_utils._prometheus import window_summary
 from ansible_collections.qflow.ops.plugins.module_utils._time import parse_iso
 
 # metric -> (default tolerance, direction that is worse, unit of the change and of the tolerance)
@@ -58,21 +57,8 @@ def resolve_tolerances(given):
 
 
 def current_summary(query, prometheus_url, selector, window_seconds, now):
-    """The metrics_info summary of the node over the window, through Prometheus (same inputs, same computation).
-
-    ``query(promql)`` returns [(labels, value)]. Raises QflowError when Prometheus does not scrape the node.
-    """
-    selector = normalize_selector(selector)
-    shown = prometheus_url.rstrip('/')
-    up = query('max_over_time(up{%s}[1m])' % selector)
-    if not up:
-        raise QflowError('Prometheus at %s has no "up" series matching {%s}: it does not scrape this node. Check '
-                         'the Prometheus scrape targets, and prometheus_selector or metrics_url.' % (shown, selector))
-    if not any(value >= 1 for _labels, value in up):
-        raise QflowError('Prometheus at %s has not scraped the node for a minute (up == 0 for {%s}): its metrics are stale. '
-                         'Check that the node runs and that its metrics endpoint answers.' % (shown, selector))
-    counters, gauges, histograms = inputs_from_prometheus(query, selector, window_seconds)
-    return summarize(counters, gauges, histograms, now=now, window_seconds=window_seconds)
+    """The metrics_info summary of the node over the window (the one computation, in _prometheus)."""
+    return window_summary(query, prometheus_url, selector, window_seconds, now)
 
 
 def load(path):

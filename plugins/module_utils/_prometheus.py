@@ -481,3 +481,24 @@ def inputs_from_prometheus(query, selector, window_seconds):
         if result and not math.isnan(result[0][1]):
             gauges[name] = result[0][1]
     return counters, gauges, histograms
+
+
+def window_summary(query, prometheus_url, selector, window_seconds, now):
+    """The metrics_info summary of one node over a window, through Prometheus.
+
+    ``query(promql)`` returns [(labels, value)]. A node counts as scraped when one scrape of the last minute
+    succeeded, so a single slow scrape on a busy Prometheus does not blank it out. Raises QflowError when
+    Prometheus does not scrape the node, or has not scraped it successfully for a minute.
+    """
+    selector = normalize_selector(selector)
+    shown = prometheus_url.rstrip('/')
+    up = query('max_over_time(up{%s}[1m])' % selector)
+    if not up:
+        raise QflowError('Prometheus at %s has no "up" series matching {%s}: it does not scrape this node. Check '
+                         'the Prometheus scrape targets, and prometheus_selector or metrics_url.' % (shown, selector))
+    if not any(value >= 1 for _labels, value in up):
+        raise QflowError('Prometheus at %s has not scraped the node for a minute (up == 0 for {%s}): its metrics are stale. '
+                         'Check that the node runs and that its metrics endpoint answers (Prometheus /targets shows the '
+                         'scrape error).' % (shown, selector))
+    counters, gauges, histograms = inputs_from_prometheus(query, selector, window_seconds)
+    return summarize(counters, gauges, histograms, now=now, window_seconds=window_seconds)

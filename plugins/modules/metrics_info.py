@@ -188,13 +188,13 @@ from ansible.module_utils.common.parameters import env_fallback
 from ansible_collections.qflow.ops.plugins.module_utils._api import QflowError, fetch, http_argument_spec, preview
 from ansible_collections.qflow.ops.plugins.module_utils._prometheus import (
     PrometheusParseError,
-    inputs_from_prometheus,
     inputs_from_scrape,
     instance_of,
     normalize_selector,
     parse_text,
     prom_query,
     summarize,
+    window_summary,
 )
 from ansible_collections.qflow.ops.plugins.module_utils._time import parse_duration
 
@@ -239,20 +239,11 @@ def from_prometheus(module):
         return prom_query(prom_url, promql, timeout=module.params['timeout'],
                           validate_certs=module.params['validate_certs'], ca_path=module.params['ca_path'])
 
-    # A node counts as scraped when one scrape of the last minute succeeded: a single slow scrape on a busy
-    # Prometheus must not blank out a node whose service, health and alerts items tell the real story.
-    up = query('max_over_time(up{%s}[1m])' % selector)
-    if not up:
-        module.fail_json(msg='Prometheus at %s has no "up" series matching {%s}: it does not scrape this node. Check '
-                             'the Prometheus scrape targets, and prometheus_selector or metrics_url.'
-                             % (prom_url.rstrip('/'), selector), selector=selector)
-    if not any(value >= 1 for _labels, value in up):
-        module.fail_json(msg='Prometheus at %s has not scraped the node for a minute (up == 0 for {%s}): its metrics are stale. Check that '
-                             'the node runs and that its metrics endpoint answers (Prometheus /targets shows the scrape error).'
-                             % (prom_url.rstrip('/'), selector), selector=selector)
-    counters, gauges, histograms = inputs_from_prometheus(query, selector, seconds)
-    return dict(source='prometheus', window=window, selector=selector,
-                metrics=summarize(counters, gauges, histograms, now=time.time(), window_seconds=seconds))
+    try:
+        metrics = window_summary(query, prom_url, selector, seconds, time.time())
+    except QflowError as e:
+        module.fail_json(msg=str(e), selector=selector)
+    return dict(source='prometheus', window=window, selector=selector, metrics=metrics)
 
 
 def main():
