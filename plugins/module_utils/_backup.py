@@ -34,7 +34,7 @@ import tarfile
 import tempfile
 import zlib
 
-from ansible_collections.qflow.ops.plugins.module_utils._files import fsync_dir, write_atomic
+from ansible_collections.qflow.ops.plugins.module_utils._files import FilesError, ensure_private_dir, fsync_dir, write_atomic
 from ansible_collections.qflow.ops.plugins.module_utils._time import iso, parse_iso, utcnow
 
 FORMAT = 1
@@ -456,16 +456,10 @@ def _write_archive(tmp_archive, manifest_bytes, staged, mtime):
 
 
 def ensure_backup_dir(backup_dir):
-    if os.path.isdir(backup_dir):
-        return False
-    if os.path.lexists(backup_dir):
-        raise BackupError('backup dir %s exists but is not a directory; remove it or choose another backup_dir' % backup_dir)
     try:
-        os.makedirs(backup_dir, 0o700)
-        os.chmod(backup_dir, 0o700)
-    except OSError as exc:
-        raise BackupError('cannot create the backup dir %s: %s; create it (mode 0700) or run with become: true' % (backup_dir, exc))
-    return True
+        return ensure_private_dir(backup_dir)
+    except FilesError as exc:
+        raise BackupError(str(exc))
 
 
 def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, include_env_file=False, verify=True, now=None,

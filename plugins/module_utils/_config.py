@@ -24,7 +24,7 @@ import os
 import re
 import traceback
 
-from ansible_collections.qflow.ops.plugins.module_utils._files import fsync_dir, write_atomic
+from ansible_collections.qflow.ops.plugins.module_utils._files import FilesError, ensure_private_dir, fsync_dir, write_atomic
 from ansible_collections.qflow.ops.plugins.module_utils._time import utcnow
 
 try:
@@ -553,15 +553,10 @@ def normalize_backup_id(value):
 
 
 def _ensure_dir(backup_dir):
-    if os.path.isdir(backup_dir):
-        return
-    if os.path.lexists(backup_dir):
-        raise ConfigError('backup dir %s exists but is not a directory; remove it or choose another backup_dir' % backup_dir)
     try:
-        os.makedirs(backup_dir, 0o700)
-        os.chmod(backup_dir, 0o700)
-    except OSError as exc:
-        raise ConfigError('cannot create the backup dir %s: %s; create it (mode 0700) or run with become: true' % (backup_dir, exc))
+        ensure_private_dir(backup_dir)
+    except FilesError as exc:
+        raise ConfigError(str(exc))
 
 
 def write_backup(backup_dir, data, now=None):

@@ -24,6 +24,24 @@ def fsync_dir(path):
         os.close(fd)
 
 
+class FilesError(Exception):
+    """A file operation failed; the message says what to do."""
+
+
+def ensure_private_dir(path):
+    """Create ``path`` with mode 0700 unless it is a directory already. Return True when it was created."""
+    if os.path.isdir(path):
+        return False
+    if os.path.lexists(path):
+        raise FilesError('backup dir %s exists but is not a directory; remove it or choose another backup_dir' % path)
+    try:
+        os.makedirs(path, 0o700)
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise FilesError('cannot create the backup dir %s: %s; create it (mode 0700) or run with become: true' % (path, exc))
+    return True
+
+
 def write_atomic(path, data, mode=0o600):
     """Write bytes to path through a temp file in the same dir + fsync + chmod + rename.
 

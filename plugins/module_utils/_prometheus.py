@@ -328,6 +328,13 @@ def instance_of(url):
     return '%s:%s' % (host, port)
 
 
+def node_selector(selector, metrics_url):
+    """The node's series matchers: ``selector`` when given, else ``instance="<host:port of metrics_url>"``."""
+    if selector is None:
+        selector = 'instance="%s"' % instance_of(metrics_url)
+    return normalize_selector(selector)
+
+
 def normalize_selector(selector):
     """Accept ``a="b",c="d"`` or ``{a="b"}``; return the inner matcher list."""
     selector = (selector or '').strip()

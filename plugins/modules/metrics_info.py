@@ -189,8 +189,7 @@ from ansible_collections.qflow.ops.plugins.module_utils._api import QflowError, 
 from ansible_collections.qflow.ops.plugins.module_utils._prometheus import (
     PrometheusParseError,
     inputs_from_scrape,
-    instance_of,
-    normalize_selector,
+    node_selector,
     parse_text,
     prom_query,
     summarize,
@@ -230,10 +229,7 @@ def from_prometheus(module):
         module.fail_json(msg='window: %s' % e)
     if seconds <= 0:
         module.fail_json(msg="window must be longer than 0, got %r (e.g. '5m')" % window)
-    selector = module.params['prometheus_selector']
-    if selector is None:
-        selector = 'instance="%s"' % instance_of(module.params['metrics_url'])
-    selector = normalize_selector(selector)
+    selector = node_selector(module.params['prometheus_selector'], module.params['metrics_url'])
 
     def query(promql):
         return prom_query(prom_url, promql, timeout=module.params['timeout'],

@@ -261,7 +261,7 @@ from ansible.module_utils.common.parameters import env_fallback
 
 from ansible_collections.qflow.ops.plugins.module_utils import _baseline as engine
 from ansible_collections.qflow.ops.plugins.module_utils._api import QflowError, http_argument_spec
-from ansible_collections.qflow.ops.plugins.module_utils._prometheus import instance_of, normalize_selector, prom_query
+from ansible_collections.qflow.ops.plugins.module_utils._prometheus import node_selector, prom_query
 from ansible_collections.qflow.ops.plugins.module_utils._time import iso, parse_duration, utcnow
 
 
@@ -369,10 +369,7 @@ def main():
     except engine.BaselineError as e:
         module.fail_json(msg=str(e), **result)
     window_seconds = _duration(module, 'window', result)
-    selector = p['prometheus_selector']
-    if selector is None:
-        selector = 'instance="%s"' % instance_of(p['metrics_url'])
-    selector = normalize_selector(selector)
+    selector = node_selector(p['prometheus_selector'], p['metrics_url'])
     result.update(window=p['window'], selector=selector)
     if p['state'] == 'recorded':
         _recorded(module, selector, window_seconds, result)
