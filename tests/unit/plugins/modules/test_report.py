@@ -119,3 +119,18 @@ def test_bad_input(tmp_path):
     (proc / 'latest').mkdir(parents=True)
     kind, res = h.run_module(report, _args(tmp_path))
     assert kind == 'fail' and 'not a symlink' in res['msg']
+
+
+def test_four_steps_with_a_fixed_timestamp(tmp_path):
+    args = _args(tmp_path, timestamp='20261127T031245Z')
+    kind, step1 = h.run_module(report, args, check_mode=True)
+    assert kind == 'exit' and step1['changed'] is True
+    assert not os.path.exists(str(tmp_path / 'reports'))
+    kind, step2 = h.run_module(report, args)
+    assert kind == 'exit' and step2['changed'] is True and os.path.exists(step2['json_path'])
+    written = open(step2['json_path'], 'rb').read(), open(step2['md_path'], 'rb').read()
+    kind, step3 = h.run_module(report, args, check_mode=True)
+    assert kind == 'exit' and step3['changed'] is False
+    kind, step4 = h.run_module(report, args)
+    assert kind == 'exit' and step4['changed'] is False
+    assert (open(step2['json_path'], 'rb').read(), open(step2['md_path'], 'rb').read()) == written
