@@ -115,7 +115,12 @@ def generate(length):
     return secrets.token_urlsafe(length)
 
 
-def plan(env_path, names, state, length, min_length, max_age, now, check_mode):
+def previous_name(name):
+    """The env key that keeps the value a rotation replaced (the node's grace key)."""
+    return name + '_PREVIOUS'
+
+
+def plan(env_path, names, state, length, min_length, max_age, now, check_mode, keep_previous=False):
     """Decide what to change. Never writes.
 
     Returns a dict: ``changed`` (names to change, in order), ``reasons`` {name: why}, ``fingerprints``
@@ -163,6 +168,11 @@ def plan(env_path, names, state, length, min_length, max_age, now, check_mode):
                 reasons[name] = 'older than max_age (%s)' % human_age(age)
         new_values[name] = None if check_mode else generate(length)
     changed = [name for name in names if name in new_values]
+    written = dict(new_values)
+    if keep_previous and state == 'rotated':
+        for name in changed:
+            if values.get(name):
+                written[previous_name(name)] = values[name]
 
     fingerprints = {}
     before_lines, after_lines = [], []
@@ -175,6 +185,11 @@ def plan(env_path, names, state, length, min_length, max_age, now, check_mode):
                               'after': fingerprint(after) if (after or name not in new_values) else None}
         before_lines.append('%s=%s\n' % (name, redacted(before)))
         after_lines.append('%s=%s\n' % (name, '<new value>' if name in new_values and after is None else redacted(after)))
+        prev = previous_name(name)
+        if prev in written or values.get(prev):
+            hide.extend(v for v in (values.get(prev),) if v)
+            before_lines.append('%s=%s\n' % (prev, redacted(values.get(prev) or None)))
+            after_lines.append('%s=%s\n' % (prev, redacted(written.get(prev, values.get(prev)) or None)))
 
     new_meta = dict(meta)
     stamp = iso(now)
@@ -186,7 +201,7 @@ def plan(env_path, names, state, length, min_length, max_age, now, check_mode):
         'fingerprints': fingerprints,
         'hide': hide,
         'old_bytes': old_bytes,
-        'text': render_env(lines, new_values) if changed and not check_mode else None,
+        'text': render_env(lines, written) if changed and not check_mode else None,
         'meta': new_meta,
         'diff': {'before': ''.join(before_lines), 'after': ''.join(after_lines),
                  'before_header': env_path, 'after_header': env_path},

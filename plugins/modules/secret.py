@@ -95,6 +95,15 @@ options:
         so that a node that fails to restart can be rolled back. The path is returned in RV(backup_file).
     type: bool
     default: true
+  keep_previous:
+    description:
+      - With O(state=rotated), when a name is rotated, keep its old value as C(<NAME>_PREVIOUS) in the env file (a line is added or
+        replaced), so that tokens signed with the old JWT secret stay valid until the next rotation and data
+        encrypted with the old key can still be read (node contract, secret rotation grace).
+      - The next rotation replaces C(<NAME>_PREVIOUS) again, so at most two values are accepted at any time.
+      - The C(_PREVIOUS) lines are shown redacted in the diff, like the secrets themselves.
+    type: bool
+    default: true
 notes:
   - Run with C(become=true) when the env file belongs to another user.
   - The backups hold the old secrets; remove them once the node runs with the new ones.
@@ -225,6 +234,7 @@ def main():
             length=dict(type='int', default=48),
             min_length=dict(type='int', default=32),
             backup=dict(type='bool', default=True),
+            keep_previous=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )
@@ -257,7 +267,8 @@ def main():
 
     now = utcnow()
     try:
-        plan = engine.plan(env_path, names, p['state'], p['length'], p['min_length'], max_age, now, module.check_mode)
+        plan = engine.plan(env_path, names, p['state'], p['length'], p['min_length'], max_age, now, module.check_mode,
+                           keep_previous=p['keep_previous'])
     except engine.SecretError as exc:
         module.fail_json(msg=str(exc), **result)
     for value in plan.pop('hide'):

@@ -488,7 +488,12 @@ def dispatch(node, req):
         if not token:
             raise ApiError(401, "MISSING_TOKEN", "Authentication token is required")
         try:
-            payload = verify_token(token, node.jwt_secret)
+            try:
+                payload = verify_token(token, node.jwt_secret)
+            except TokenError as exc:
+                if not node.jwt_previous or "signature" not in str(exc):
+                    raise
+                payload = verify_token(token, node.jwt_previous)
         except TokenError as exc:
             node.log.warn("auth", "Rejected token: %s" % exc, path=req.path)
             raise ApiError(401, "INVALID_TOKEN", "Invalid authentication token",

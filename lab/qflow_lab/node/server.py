@@ -34,6 +34,8 @@ class Node:
         self.config_path = config_path
         self.node_id = env.get("NODE_ID", "qflow-node")
         self.jwt_secret = env.get("QFLOW_JWT_SECRET", "")
+        # Rotation grace (contract §3.1, extension): tokens signed with the previous secret stay valid.
+        self.jwt_previous = env.get("QFLOW_JWT_SECRET_PREVIOUS", "")
         if not self.jwt_secret:
             raise SystemExit("QFLOW_JWT_SECRET is not set in the env file")
         self.settings, cfg_err = load_settings(config_path)

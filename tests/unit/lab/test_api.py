@@ -175,3 +175,18 @@ def test_metrics_text(node):
         samples["qflow_flow_execution_duration_seconds_count"]
     assert samples["qflow_process_memory_limit_bytes"] == 128 * 1024 * 1024
     assert samples["qflow_node_health_score"] == 1
+
+
+def test_previous_jwt_secret_is_accepted_during_rotation_grace(node):
+    old = make_token("the-previous-secret", "squid:ops:lab-operator", ["*"], 600)
+    status, _, raw = request(node.api, "GET", "/api/v1/system/info", token=old)
+    assert_error(status, raw, 401, "INVALID_TOKEN")
+    node.jwt_previous = "the-previous-secret"
+    status, _, raw = request(node.api, "GET", "/api/v1/system/info", token=old)
+    assert status == 200, raw
+    wrong = make_token("neither-secret", "squid:ops:lab-operator", ["*"], 600)
+    status, _, raw = request(node.api, "GET", "/api/v1/system/info", token=wrong)
+    assert_error(status, raw, 401, "INVALID_TOKEN")
+    expired = make_token("the-previous-secret", "squid:ops:lab-operator", ["*"], -60)
+    status, _, raw = request(node.api, "GET", "/api/v1/system/info", token=expired)
+    assert_error(status, raw, 401, "INVALID_TOKEN")

@@ -124,7 +124,9 @@ def test_rotated_max_age_four_steps(env):
     new = values(env)
     assert new['QFLOW_JWT_SECRET'] != OLD_JWT and new['QFLOW_ENCRYPTION_KEY'] != OLD_ENC
     assert read(env) == ENV.replace(OLD_JWT.encode(), new['QFLOW_JWT_SECRET'].encode()).replace(
-        OLD_ENC.encode(), new['QFLOW_ENCRYPTION_KEY'].encode())
+        OLD_ENC.encode(), new['QFLOW_ENCRYPTION_KEY'].encode()) + (
+        'QFLOW_JWT_SECRET_PREVIOUS=%s\nQFLOW_ENCRYPTION_KEY_PREVIOUS=%s\n' % (OLD_JWT, OLD_ENC)).encode()
+    assert 'QFLOW_JWT_SECRET_PREVIOUS=<redacted %s>' % engine.fingerprint(OLD_JWT) in res['diff']['after']
     assert read(res['backup_file']) == ENV
     for name in engine.SECRET_NAMES:
         assert res['fingerprints'][name]['after'] == engine.fingerprint(new[name])
@@ -138,6 +140,29 @@ def test_rotated_max_age_four_steps(env):
         assert not failed and res['changed'] is False and res['rotated'] == [], res
         assert read(env) == after_first and listing(env) == files and read(res['meta_path']) == meta_bytes
         assert_no_secret(res, new['QFLOW_JWT_SECRET'], new['QFLOW_ENCRYPTION_KEY'])
+
+
+def test_keep_previous_false_writes_only_the_new_values(env):
+    res, failed = run_module(secret, {'env_path': env, 'state': 'rotated', 'keep_previous': False}, diff=True)
+    assert not failed and res['changed'] is True, res
+    new = values(env)
+    assert read(env) == ENV.replace(OLD_JWT.encode(), new['QFLOW_JWT_SECRET'].encode()).replace(
+        OLD_ENC.encode(), new['QFLOW_ENCRYPTION_KEY'].encode())
+    assert 'PREVIOUS' not in res['diff']['after']
+
+
+def test_second_rotation_replaces_the_previous_value(env):
+    args = {'env_path': env, 'state': 'rotated', 'names': ['QFLOW_JWT_SECRET']}
+    res, failed = run_module(secret, args)
+    first = values(env)['QFLOW_JWT_SECRET']
+    assert not failed and values(env)['QFLOW_JWT_SECRET_PREVIOUS'] == OLD_JWT
+    res, failed = run_module(secret, args, diff=True)
+    assert not failed and res['changed'] is True
+    now = values(env)
+    assert now['QFLOW_JWT_SECRET_PREVIOUS'] == first and now['QFLOW_JWT_SECRET'] not in (first, OLD_JWT)
+    text = read(env).decode()
+    assert text.count('QFLOW_JWT_SECRET_PREVIOUS=') == 1 and OLD_JWT not in text
+    assert_no_secret(res, OLD_JWT, first, now['QFLOW_JWT_SECRET'])
 
 
 def test_rotated_when_older_than_max_age(env):
