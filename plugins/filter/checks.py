@@ -45,6 +45,31 @@ def collect_checks(hostvars, hosts, fact='qflow_checks'):
     return result
 
 
+def step_item(result, node, item, title, summary='', check_mode=False, expect_change=False):
+    """One check item for a maintenance step from the result it registered.
+
+    ok is False only when the step failed (or, with expect_change, when it should have changed and did not run).
+    value says what happened: failed, would change, changed, no change, skipped or not run.
+    """
+    result = result if isinstance(result, dict) else {}
+    if not result:
+        value, ok, detail = 'not run', not expect_change, 'the step did not run (tags, or an earlier failure)'
+    elif result.get('failed') or result.get('unreachable'):
+        value, ok = 'failed', False
+        detail = result.get('msg') or 'the step failed without a message (see the play output)'
+    elif result.get('skipped'):
+        value, ok = 'skipped', True
+        detail = result.get('skip_reason') or result.get('false_condition') or summary
+        if isinstance(detail, str) and detail.startswith('Conditional result was False'):
+            detail = summary
+    elif result.get('changed'):
+        value, ok, detail = ('would change' if check_mode else 'changed'), True, summary
+    else:
+        value, ok, detail = 'no change', True, summary
+    return {'node': node, 'item': item, 'title': title, 'ok': ok, 'value': value, 'threshold': 'done',
+            'detail': detail or ''}
+
+
 def seconds(value):
     """Duration such as '24h' or '15m' to seconds (float)."""
     try:
@@ -56,4 +81,5 @@ def seconds(value):
 class FilterModule(object):
 
     def filters(self):
-        return {'unknown_vars': unknown_vars, 'collect_checks': collect_checks, 'seconds': seconds}
+        return {'unknown_vars': unknown_vars, 'collect_checks': collect_checks, 'seconds': seconds,
+                'step_item': step_item}

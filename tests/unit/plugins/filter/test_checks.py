@@ -10,7 +10,7 @@ from ansible_collections.qflow.ops.plugins.filter.checks import FilterModule, co
 
 
 def test_filters_are_registered():
-    assert set(FilterModule().filters()) == {'unknown_vars', 'collect_checks', 'seconds'}
+    assert set(FilterModule().filters()) == {'unknown_vars', 'collect_checks', 'seconds', 'step_item'}
 
 
 def test_unknown_vars_suggests_the_close_name():
@@ -43,3 +43,19 @@ def test_seconds(value, expected):
 def test_seconds_rejects_garbage():
     with pytest.raises(AnsibleFilterError, match="invalid duration 'soon'"):
         seconds('soon')
+
+
+def test_step_item_values():
+    from ansible_collections.qflow.ops.plugins.filter.checks import step_item
+    assert step_item({'changed': True}, 'n1', 'logs', 'Logs', 'freed 3 B')['value'] == 'changed'
+    item = step_item({'changed': True}, 'n1', 'logs', 'Logs', 'freed 3 B', check_mode=True)
+    assert item == {'node': 'n1', 'item': 'logs', 'title': 'Logs', 'ok': True, 'value': 'would change',
+                    'threshold': 'done', 'detail': 'freed 3 B'}
+    assert step_item({'changed': False}, 'n1', 'logs', 'Logs')['value'] == 'no change'
+    failed = step_item({'failed': True, 'msg': 'boom'}, 'n1', 'logs', 'Logs', 'x')
+    assert failed['ok'] is False and failed['value'] == 'failed' and failed['detail'] == 'boom'
+    skipped = step_item({'skipped': True, 'false_condition': 'x'}, 'n1', 'ipfs', 'IPFS', 'no IPFS API')
+    assert skipped['ok'] is True and skipped['value'] == 'skipped'
+    assert step_item({}, 'n1', 'x', 'X')['value'] == 'not run' and step_item({}, 'n1', 'x', 'X')['ok'] is True
+    assert step_item(None, 'n1', 'x', 'X', expect_change=True)['ok'] is False
+    assert step_item({'unreachable': True, 'msg': 'ssh'}, 'n1', 'x', 'X')['ok'] is False
