@@ -47,8 +47,8 @@ options:
     default: qflow-ops-smoke-test
   flow:
     description:
-      - Definition of the flow to create when O(flow_id) does not exist on the node (the Qflow flow schema:
-        C(id), C(name), C(version), C(owner), C(steps), C(metadata)). Its C(id) must equal O(flow_id).
+      - Definition of the flow to create when O(flow_id) does not exist on the node, in the Qflow flow schema
+        (C(id), C(name), C(version), C(owner), C(steps), C(metadata)). Its C(id) must equal O(flow_id).
       - Default is the built-in two-step C(noop) flow, owned by O(owner).
     type: dict
   owner:
