@@ -3,6 +3,8 @@ import yaml
 
 PROMETHEUS_ADDR = "127.0.0.1:19090"
 ALERTMANAGER_ADDR = "127.0.0.1:19093"
+RECEIVER_ADDR = "127.0.0.1:19095"  # notification sink: webhooks (HTTP) ...
+RECEIVER_SMTP_ADDR = "127.0.0.1:19025"  # ... and mail (SMTP), qflow_lab.receiver
 
 
 def node_name(i):
@@ -134,7 +136,29 @@ def supervisord_conf(lab_dir, python, lab_src, n_nodes, workload_rate):
         "stdout_logfile_backups=1",
         "",
     ]
+    out += receiver_program(lab_dir, python, lab_src)
     return "\n".join(out)
+
+
+def receiver_program(lab_dir, python, lab_src):
+    """supervisord program `receiver`: the lab's webhook + SMTP sink (qflow_lab.receiver), store in <lab>/receiver."""
+    return [
+        "[program:receiver]",
+        "command=%s -m qflow_lab.receiver --listen %s --smtp %s --store %s/receiver"
+        % (python, RECEIVER_ADDR, RECEIVER_SMTP_ADDR, lab_dir),
+        "directory=%s" % lab_dir,
+        "environment=PYTHONPATH=%s,PYTHONUNBUFFERED=\"1\"" % _env_value(lab_src),
+        "autostart=true",
+        "autorestart=unexpected",
+        "exitcodes=0",
+        "startsecs=1",
+        "stopsignal=TERM",
+        "stdout_logfile=%s/logs/receiver.log" % lab_dir,
+        "redirect_stderr=true",
+        "stdout_logfile_maxbytes=2MB",
+        "stdout_logfile_backups=1",
+        "",
+    ]
 
 
 def prometheus_config(n_nodes, rules_path):
