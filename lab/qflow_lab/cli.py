@@ -474,13 +474,16 @@ def build_parser():
     p.add_argument("--identity", default="squid:ops:lab-operator")
     p.add_argument("--permission", action="append", help="permission (repeatable; default '*')")
     p.set_defaults(fn=cmd_token)
+    from . import systemd_profile  # --profile systemd: lab/qflow_lab/systemd_profile.py
+    systemd_profile.add_options(sub.choices)
     return ap
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
+        from . import systemd_profile
+        return (systemd_profile.command(args) or args.fn)(args)
     except LabError as exc:
         sys.stderr.write("qflow-lab: %s\n" % exc)
         return exc.code
