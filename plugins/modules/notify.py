@@ -104,7 +104,7 @@ options:
   fail_on_error:
     description:
       - Fail the task when the notification cannot be delivered.
-      - With V(false) the task succeeds with RV(delivered=false), RV(changed=false), the cause in RV(msg) and a
+      - With V(false) the task succeeds with RV(delivered=false), C(changed=false), the cause in RV(msg) and a
         warning.
       - Missing or wrong options (no O(url), no O(mail_to), ...) fail the task regardless.
     type: bool
