@@ -13,21 +13,21 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_NOCOLOR := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages venv link demo test unit integration sanity lint docs-check lab-up lab-down lab-status bench clean
+.PHONY: setup system-packages venv ipfs link demo test unit integration sanity lint docs-check lab-up lab-down lab-status bench clean
 
-## setup: Debian packages (Prometheus, Alertmanager, supervisor), .venv with pinned deps, collection link
-setup: system-packages venv link
+## setup: Debian packages (Prometheus, Alertmanager, supervisor, Node.js), .venv with pinned deps, js-ipfs, collection link
+setup: system-packages venv ipfs link
 
 system-packages:
 	@missing=""
-	for cmd in prometheus prometheus-alertmanager promtool supervisord supervisorctl; do
+	for cmd in prometheus prometheus-alertmanager promtool supervisord supervisorctl node npm; do
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$cmd"
 	done
 	if [ -n "$$missing" ]; then
 	  echo "== installing Debian packages (missing:$$missing)"
 	  export DEBIAN_FRONTEND=noninteractive
 	  apt-get update -qq
-	  apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager supervisor >/dev/null
+	  apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager supervisor nodejs npm >/dev/null
 	fi
 
 venv: $(VENV)/.installed
@@ -38,6 +38,14 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v '^WARNING: Location' || true
 	$(PY) -c 'import ansible, ansible_runner, yaml, qflow_lab, qflow_ops'
+	touch $@
+
+## ipfs: the lab's IPFS daemon (npm ipfs = js-ipfs, locked in lab/ipfs/package-lock.json); npm ci when the lock changed
+ipfs: lab/ipfs/node_modules/.installed
+
+lab/ipfs/node_modules/.installed: lab/ipfs/package.json lab/ipfs/package-lock.json
+	@echo "== npm ci in lab/ipfs (js-ipfs for the lab; about 3 min with a cold npm cache)"
+	cd lab/ipfs && NO_UPDATE_NOTIFIER=1 npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 link:

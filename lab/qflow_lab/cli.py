@@ -14,7 +14,7 @@ from . import render
 from .tokens import make_token, operator_token
 
 FAULT_KINDS = ("down", "not_ready", "slow", "errors", "validation", "cpu", "memory", "alert", "cache", "hang",
-               "garbage")
+               "garbage", "ipfs_down")
 PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 LAB_SRC = os.path.dirname(PKG_DIR)
 
@@ -141,6 +141,37 @@ def node_ready(i):
     return status == 200
 
 
+def ipfs_ready(i):
+    """The node's IPFS daemon answers the RPC API (POST /api/v0/version)."""
+    return http_post("%s/api/v0/version" % render.ipfs_api_url(i), timeout=2.0) == 200
+
+
+def check_ipfs_installed():
+    """js-ipfs (lab/ipfs/node_modules, `make setup`) and Node.js are needed by the ipfs-* programs."""
+    from .ipfsd import DEFAULT_JSIPFS
+    if not shutil.which("node"):
+        raise LabError("Node.js (node) is not installed; the lab's IPFS daemons need it: run `make setup`")
+    if not os.path.exists(DEFAULT_JSIPFS):
+        raise LabError("js-ipfs is not installed (%s missing): run `make setup` (npm ci in lab/ipfs)" % DEFAULT_JSIPFS)
+
+
+def migrate_ipfs_url(cfg, i):
+    """Point the config at the node's IPFS daemon when storage.ipfsApiUrl is missing or still the pre-IPFS
+    placeholder (localhost:5001); any other value, and every other key, is kept."""
+    try:
+        with open(cfg) as fh:
+            doc = render.yaml.safe_load(fh)
+    except (OSError, render.yaml.YAMLError):
+        return
+    qflow = doc.get("qflow") if isinstance(doc, dict) else None
+    if not isinstance(qflow, dict):
+        return
+    storage = qflow.setdefault("storage", {})
+    if isinstance(storage, dict) and storage.get("ipfsApiUrl") in (None, "http://localhost:5001"):
+        storage["ipfsApiUrl"] = render.ipfs_api_url(i)
+        write_file(cfg, render.dump_yaml(doc))
+
+
 def node_names(lab):
     n = int(read_state(lab).get("nodes", 0))
     return [render.node_name(i) for i in range(1, n + 1)]
@@ -184,6 +215,7 @@ def wait_ready(lab, targets, timeout):
 # ------------------------------------------------------------------ commands
 def cmd_up(args):
     t0 = time.monotonic()
+    check_ipfs_installed()
     lab = lab_dir()
     prev = read_state(lab)
     n = args.nodes if args.nodes is not None else int(prev.get("nodes", 3))
@@ -202,6 +234,8 @@ def cmd_up(args):
         cfg = os.path.join(nd, "etc", "qflow-config.yaml")
         if not os.path.exists(cfg):
             write_file(cfg, render.dump_yaml(render.node_config(i)))
+        else:
+            migrate_ipfs_url(cfg, i)
         envp = os.path.join(nd, "etc", "qflow.env")
         old = read_env(envp)
         secret = old.get("QFLOW_JWT_SECRET") or secrets.token_hex(32)
@@ -217,7 +251,8 @@ def cmd_up(args):
     write_file(os.path.join(lab, "prometheus", "prometheus.yml"),
                render.dump_yaml(render.prometheus_config(n, rules)))
     write_file(os.path.join(lab, "alertmanager", "alertmanager.yml"), render.dump_yaml(render.alertmanager_config()))
-    write_file(conf_path(lab), render.supervisord_conf(lab, sys.executable, LAB_SRC, n, rate))
+    write_file(conf_path(lab), render.supervisord_conf(lab, sys.executable, LAB_SRC, n, rate) + "\n"
+               + render.ipfs_programs(lab, sys.executable, LAB_SRC, n))
     write_file(state_path(lab), json.dumps({"nodes": n, "workloadRate": rate}) + "\n")
     inv = args.inventory or default_inventory()
     write_inventory(inv, lab, n, tokens)
@@ -242,6 +277,7 @@ def cmd_up(args):
         http_post("http://%s/-/reload" % render.PROMETHEUS_ADDR)
 
     targets = {render.node_name(i): (lambda i=i: node_ready(i)) for i in range(1, n + 1)}
+    targets.update({render.ipfs_program(i): (lambda i=i: ipfs_ready(i)) for i in range(1, n + 1)})
     targets["prometheus"] = lambda: prometheus_scrapes(n)
     targets["alertmanager"] = lambda: http_get("http://%s/-/ready" % render.ALERTMANAGER_ADDR)[0] == 200
     targets["receiver"] = lambda: http_get("http://%s/-/ready" % render.RECEIVER_ADDR)[0] == 200
@@ -289,6 +325,7 @@ def write_inventory(path, lab, n, tokens):
             "qflow_node_id": name,
             "qflow_api_url": "http://%s:8080" % ip,
             "qflow_metrics_url": "http://%s:9090/metrics" % ip,
+            "qflow_ipfs_api_url": render.ipfs_api_url(i),
             "qflow_api_token": tokens[name],
             "qflow_config_path": os.path.join(nd, "etc", "qflow-config.yaml"),
             "qflow_env_path": os.path.join(nd, "etc", "qflow.env"),
@@ -352,8 +389,11 @@ def collect_status(lab):
                 faults = json.load(fh).get("faults", [])
         except (OSError, ValueError):
             faults = []
+        ist, ipid = states.get(render.ipfs_program(i), ("STOPPED" if states else "NOT_RUNNING", None))
+        ipfs = {"program": render.ipfs_program(i), "state": ist, "pid": ipid, "api_url": render.ipfs_api_url(i),
+                "ready": ist == "RUNNING" and ipfs_ready(i)}
         nodes.append({"name": name, "state": st, "pid": pid, "api_url": "http://%s:8080" % render.node_ip(i),
-                      "health": health, "faults": faults})
+                      "health": health, "faults": faults, "ipfs": ipfs})
         ok = ok and st == "RUNNING" and health == "ready"
     services = {}
     for svc, addr in (("prometheus", render.PROMETHEUS_ADDR), ("alertmanager", render.ALERTMANAGER_ADDR),
@@ -372,8 +412,9 @@ def cmd_status(args):
     else:
         print("lab %s: %s" % (s["lab_dir"], "UP" if s["ok"] else "DEGRADED" if s["supervisord"] else "DOWN"))
         for n in s["nodes"]:
+            faults = n["faults"] + ([] if n["ipfs"]["ready"] else ["ipfs %s" % n["ipfs"]["state"].lower()])
             print("  %-14s %-9s pid=%-7s %-22s %-11s %s" % (n["name"], n["state"], n["pid"] or "-", n["api_url"],
-                                                          n["health"], ",".join(n["faults"])))
+                                                          n["health"], ",".join(faults)))
         for name, v in s["services"].items():
             print("  %-14s %-9s pid=%-7s %-22s %s" % (name, v["state"], v["pid"] or "-", v["url"],
                                                      "ready" if v["ready"] else "not ready"))
@@ -394,6 +435,13 @@ def cmd_fault(args):
         if p.returncode not in (0,) and "not running" not in (p.stdout + p.stderr).lower():
             raise LabError("could not stop %s: %s" % (args.node, (p.stdout + p.stderr).strip()))
         print("%s: stopped (fault down)" % args.node)
+        return 0
+    if args.kind == "ipfs_down":
+        prog = render.ipfs_program(node_index(lab, args.node))
+        p = supervisorctl(lab, "stop", prog)
+        if p.returncode not in (0,) and "not running" not in (p.stdout + p.stderr).lower():
+            raise LabError("could not stop %s: %s" % (prog, (p.stdout + p.stderr).strip()))
+        print("%s: stopped %s (fault ipfs_down)" % (args.node, prog))
         return 0
     path = _faults_file(lab, args.node)
     try:
@@ -418,6 +466,8 @@ def cmd_heal(args):
         write_file(_faults_file(lab, name), json.dumps({"faults": []}) + "\n")
     states = program_states(lab)
     to_start = [nm for nm in names if states.get(nm, ("?",))[0] not in ("RUNNING", "STARTING")]
+    to_start += [render.ipfs_program(idx[nm]) for nm in names
+                 if states.get(render.ipfs_program(idx[nm]), ("?",))[0] not in ("RUNNING", "STARTING")]
     if args.node == "all":
         to_start += [s for s in ("prometheus", "alertmanager", "receiver")
                      if states.get(s, ("?",))[0] not in ("RUNNING", "STARTING")]

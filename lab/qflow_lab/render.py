@@ -15,6 +15,57 @@ def node_ip(i):
     return "127.0.1.%d" % i
 
 
+# ------------------------------------------------------------------ IPFS: one js-ipfs daemon per node (qflow_lab.ipfsd)
+IPFS_API_PORT = 5001
+IPFS_GATEWAY_PORT = 5080
+IPFS_GRPC_PORT = 5003
+
+
+def ipfs_program(i):
+    return "ipfs-%s" % node_name(i)
+
+
+def ipfs_api_url(i):
+    return "http://%s:%d" % (node_ip(i), IPFS_API_PORT)
+
+
+def ipfs_init_config(ip):
+    """Config for `jsipfs init`: no swarm listeners (js-ipfs 0.66 hangs with any), no bootstrap, MDNS, pubsub."""
+    return {"Addresses": {"Swarm": [], "API": "/ip4/%s/tcp/%d" % (ip, IPFS_API_PORT),
+                          "Gateway": "/ip4/%s/tcp/%d" % (ip, IPFS_GATEWAY_PORT),
+                          "RPC": "/ip4/%s/tcp/%d" % (ip, IPFS_GRPC_PORT), "Delegates": []},
+            "Bootstrap": [], "Discovery": {"MDNS": {"Enabled": False}, "webRTCStar": {"Enabled": False}},
+            "Pubsub": {"Enabled": False}}
+
+
+def ipfs_programs(lab_dir, python, lab_src, n_nodes):
+    """supervisord programs ipfs-qflow-node-i (priority 100: started before the nodes), repo <node dir>/ipfs."""
+    out = []
+    for i in range(1, n_nodes + 1):
+        name = ipfs_program(i)
+        nd = "%s/nodes/%s" % (lab_dir, node_name(i))
+        out += [
+            "[program:%s]" % name,
+            "command=%s -m qflow_lab.ipfsd --repo %s/ipfs --ip %s" % (python, nd, node_ip(i)),
+            "directory=%s" % nd,
+            "environment=PYTHONPATH=%s,NO_UPDATE_NOTIFIER=\"1\"" % _env_value(lab_src),
+            "priority=100",
+            "autostart=true",
+            "autorestart=unexpected",
+            "exitcodes=0",
+            "startsecs=1",
+            "startretries=3",
+            "stopsignal=TERM",
+            "stopwaitsecs=10",
+            "stdout_logfile=%s/logs/%s.log" % (lab_dir, name),
+            "redirect_stderr=true",
+            "stdout_logfile_maxbytes=2MB",
+            "stdout_logfile_backups=1",
+            "",
+        ]
+    return "\n".join(out)
+
+
 def node_config(i):
     """The YAML config of node i: only keys documented for qflow-config.yaml (contract §2.2), so
     qflow.ops.config validates it; the lab keeps memory small."""
@@ -26,7 +77,7 @@ def node_config(i):
         "sandbox": {"wasmRuntime": "wasmtime", "maxMemoryMB": 128, "maxExecutionTimeMs": 30000},
         "networking": {"apiPort": 8080, "metricsPort": 9090, "enableTLS": False},
         "nodeSelection": {"preferLowLatency": True, "maxLatencyMs": 100},
-        "storage": {"ipfsApiUrl": "http://localhost:5001", "enableEncryption": True},
+        "storage": {"ipfsApiUrl": ipfs_api_url(i), "enableEncryption": True},
         "security": {"enableAuthentication": True, "jwtExpirationHours": 24},
         "monitoring": {"enableMetrics": True, "logLevel": "info", "metricsInterval": 10000},
         "logging": {"level": "info", "maxFileSize": "10MB", "maxFiles": 3, "enableRotation": True},

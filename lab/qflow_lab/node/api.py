@@ -192,12 +192,22 @@ def flow_create(node, req):
     now = iso()
     flow.setdefault("createdAt", now)
     flow["updatedAt"] = now
+    cid = node.ipfs.store_flow(flow) if node.ipfs else None
     try:
-        node.store.insert_flow(flow)
+        node.store.insert_flow(flow, cid)
     except Exception as exc:  # noqa: BLE001
+        if node.ipfs:
+            node.ipfs.release(cid)
         raise ApiError(500, "CREATE_FLOW_ERROR", "Failed to create flow", {"error": exc.__class__.__name__})
-    node.log.info("api", "Flow %s created" % flow["id"], flowId=flow["id"], identity=req.identity)
-    return 201, {"flow": flow, "warnings": warnings}
+    node.log.info("api", "Flow %s created" % flow["id"], flowId=flow["id"], identity=req.identity, ipfsCid=cid)
+    return 201, _with_cid(node, {"flow": flow, "warnings": warnings}, cid)
+
+
+def _with_cid(node, data, cid):
+    """Extension: the CID of the flow definition in IPFS (null until the daemon took it) when IPFS is configured."""
+    if node.ipfs is not None:
+        data["ipfsCid"] = cid
+    return data
 
 
 @route("GET", "/api/v1/flows/:id")
@@ -205,7 +215,7 @@ def flow_get(node, req):
     flow = node.store.get_flow(req.params["id"])
     if flow is None:
         raise ApiError(404, "FLOW_NOT_FOUND", "Flow not found: %s" % req.params["id"])
-    return 200, {"flow": flow}
+    return 200, _with_cid(node, {"flow": flow}, node.store.flow_cid(req.params["id"]) if node.ipfs else None)
 
 
 @route("PUT", "/api/v1/flows/:id")
@@ -225,9 +235,13 @@ def flow_update(node, req):
     now = iso()
     flow.setdefault("createdAt", now)
     flow["updatedAt"] = now
-    node.store.update_flow(flow)
-    node.log.info("api", "Flow %s updated" % fid, flowId=fid, identity=req.identity)
-    return 200, {"flow": flow, "warnings": warnings}
+    old_cid = node.store.flow_cid(fid)
+    cid = node.ipfs.store_flow(flow) if node.ipfs else None
+    node.store.update_flow(flow, cid)
+    if node.ipfs and old_cid != cid:
+        node.ipfs.release(old_cid)
+    node.log.info("api", "Flow %s updated" % fid, flowId=fid, identity=req.identity, ipfsCid=cid)
+    return 200, _with_cid(node, {"flow": flow, "warnings": warnings}, cid)
 
 
 @route("DELETE", "/api/v1/flows/:id")
@@ -239,7 +253,10 @@ def flow_delete(node, req):
     active = node.engine.active_count(fid)
     if active:
         raise ApiError(409, "FLOW_IN_USE", "Cannot delete flow with active executions", {"activeExecutions": active})
+    old_cid = node.store.flow_cid(fid)
     node.store.delete_flow(fid)
+    if node.ipfs:
+        node.ipfs.release(old_cid)
     node.log.info("api", "Flow %s deleted" % fid, flowId=fid, identity=req.identity)
     return 200, {"message": "Flow deleted successfully",
                  "deletedFlow": {"id": flow["id"], "name": flow["name"], "version": flow["version"]}}

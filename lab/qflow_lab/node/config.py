@@ -68,6 +68,8 @@ class Settings:
         self.log_max_bytes = parse_size(_get(self.raw, "logging", "maxFileSize"), 100 << 20)
         self.log_max_files = int(_get(self.raw, "logging", "maxFiles", default=10))
         self.validation_cache = bool(_get(self.raw, "validation", "cache", "enabled", default=True))
+        # flow definitions go to IPFS only when the config names a daemon (contract §2.3)
+        self.ipfs_api_url = _get(self.raw, "storage", "ipfsApiUrl") or None
 
 
 def load_settings(path):

@@ -13,6 +13,7 @@ from .api import ApiHandler, MetricsHandler
 from .config import ConfigError, env_int, load_env_file, load_settings, process_env_float, read_config
 from .engine import Engine, Faults, Workload
 from .logs import JsonLog
+from .ipfs import FlowSync, IpfsClient, IpfsError
 from .metrics import Metrics
 from .store import Store
 from .util import iso
@@ -52,6 +53,9 @@ class Node:
         rate = workload_rate if workload_rate is not None else process_env_float("QFLOW_LAB_WORKLOAD_RATE", 2.0)
         self.workload = Workload(self, rate)
         self.threads = []
+        self.ipfs = None
+        if self.settings.ipfs_api_url:
+            self.ipfs = FlowSync(self, IpfsClient(self.settings.ipfs_api_url))
         self.servers = []
 
     # ------------------------------------------------------------ state
@@ -82,6 +86,11 @@ class Node:
         except ConfigError:
             checks["config"] = False
         return checks
+        if self.ipfs is not None:  # a real call to the daemon (extension)
+            try:
+                checks["ipfs"] = bool(self.ipfs.client.version(timeout=1.0).get("Version"))
+            except (IpfsError, ValueError, AttributeError):
+                checks["ipfs"] = False
 
     def render_metrics(self):
         return self.metrics.render(self.node_id, VERSION, self.engine.active_count(),
@@ -156,6 +165,8 @@ class Node:
         self.log.close()
 
 
+        if self.ipfs is not None:
+            self._thread(self.ipfs.run, "ipfs-sync", self.stop_event)
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m qflow_lab.node", description="Reference Qflow node")
     ap.add_argument("--env-file", required=True)
@@ -166,6 +177,8 @@ def main(argv=None):
     try:
         node.start()
     except OSError as exc:
+        if self.ipfs is not None:
+            self.ipfs.wake.set()
         sys.stderr.write("qflow node %s: cannot listen: %s\n" % (node.node_id, exc))
         node.log.log("fatal", "system", "Cannot listen: %s" % exc)
         return 1

@@ -8,7 +8,7 @@ import time
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS flows (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, owner TEXT, category TEXT, visibility TEXT,
-    tags TEXT, doc TEXT NOT NULL, created_at TEXT, updated_at TEXT);
+    tags TEXT, doc TEXT NOT NULL, created_at TEXT, updated_at TEXT, ipfs_cid TEXT);
 CREATE TABLE IF NOT EXISTS ownership (
     flow_id TEXT PRIMARY KEY, owner TEXT, created TEXT, last_modified TEXT, history TEXT);
 CREATE TABLE IF NOT EXISTS executions (
@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS validators (
 CREATE TABLE IF NOT EXISTS alert_rules (id TEXT PRIMARY KEY, seq INTEGER, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cache_entries (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS ipfs_unpin (cid TEXT PRIMARY KEY);
 """
 
 FINISHED = ("completed", "failed", "aborted")
@@ -40,6 +41,8 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        if "ipfs_cid" not in [r[1] for r in self.db.execute("PRAGMA table_info(flows)")]:
+            self.db.execute("ALTER TABLE flows ADD COLUMN ipfs_cid TEXT")  # state.db from before flows went to IPFS
 
     # -- helpers
     def _q(self, sql, args=()):
@@ -75,31 +78,58 @@ class Store:
     def flow_exists(self, fid):
         return bool(self._q("SELECT 1 FROM flows WHERE id=?", (fid,)))
 
-    def insert_flow(self, flow):
+    def insert_flow(self, flow, cid=None):
         m = flow.get("metadata", {})
         with self.lock:
             self.db.execute(
-                "INSERT INTO flows (id, seq, owner, category, visibility, tags, doc, created_at, updated_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO flows (id, seq, owner, category, visibility, tags, doc, created_at, updated_at, ipfs_cid) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (flow["id"], self._next_seq("flows"), flow["owner"], m.get("category"), m.get("visibility"),
-                 json.dumps(m.get("tags", [])), json.dumps(flow), flow.get("createdAt"), flow.get("updatedAt")))
+                 json.dumps(m.get("tags", [])), json.dumps(flow), flow.get("createdAt"), flow.get("updatedAt"), cid))
             self.db.execute("INSERT OR REPLACE INTO ownership (flow_id, owner, created, last_modified, history) "
                             "VALUES (?,?,?,?,?)", (flow["id"], flow["owner"], flow.get("createdAt"),
                                                    flow.get("updatedAt"), "[]"))
 
-    def update_flow(self, flow):
+    def update_flow(self, flow, cid=None):
         m = flow.get("metadata", {})
         with self.lock:
             self.db.execute("UPDATE flows SET owner=?, category=?, visibility=?, tags=?, doc=?, created_at=?, "
-                            "updated_at=? WHERE id=?",
+                            "updated_at=?, ipfs_cid=? WHERE id=?",
                             (flow["owner"], m.get("category"), m.get("visibility"), json.dumps(m.get("tags", [])),
-                             json.dumps(flow), flow.get("createdAt"), flow.get("updatedAt"), flow["id"]))
+                             json.dumps(flow), flow.get("createdAt"), flow.get("updatedAt"), cid, flow["id"]))
             self.db.execute("UPDATE ownership SET owner=?, last_modified=? WHERE flow_id=?",
                             (flow["owner"], flow.get("updatedAt"), flow["id"]))
 
     def get_flow(self, fid):
         rows = self._q("SELECT doc FROM flows WHERE id=?", (fid,))
         return json.loads(rows[0][0]) if rows else None
+
+    # -- flow definitions in IPFS (node/ipfs.py)
+    def flow_cid(self, fid):
+        rows = self._q("SELECT ipfs_cid FROM flows WHERE id=?", (fid,))
+        return rows[0][0] if rows else None
+
+    def flows_without_cid(self):
+        return self._q("SELECT id, doc FROM flows WHERE ipfs_cid IS NULL ORDER BY seq")
+
+    def flows_with_cid(self):
+        return self._q("SELECT id, doc, ipfs_cid FROM flows WHERE ipfs_cid IS NOT NULL ORDER BY seq")
+
+    def set_flow_cid(self, fid, cid, doc):
+        """Set the CID of a row whose definition is still doc; False when the row changed or is gone."""
+        return self._x("UPDATE flows SET ipfs_cid=? WHERE id=? AND doc=?", (cid, fid, doc)) == 1
+
+    def cid_in_use(self, cid):
+        return bool(self._q("SELECT 1 FROM flows WHERE ipfs_cid=?", (cid,)))
+
+    def queue_unpin(self, cid):
+        self._x("INSERT OR IGNORE INTO ipfs_unpin (cid) VALUES (?)", (cid,))
+
+    def pending_unpins(self):
+        return [r[0] for r in self._q("SELECT cid FROM ipfs_unpin ORDER BY rowid")]
+
+    def unpin_done(self, cid):
+        self._x("DELETE FROM ipfs_unpin WHERE cid=?", (cid,))
 
     def delete_flow(self, fid):
         with self.lock:
