@@ -68,6 +68,26 @@ lab-down:
 lab-status:
 	$(BIN)/qflow-lab status
 
+## lab-systemd-up / lab-systemd-down: the lab's systemd profile (each node a container with systemd as PID 1, reached
+## over SSH; docker.io and debootstrap are installed on first use). DEPLOY=compose deploys the nodes with docker compose.
+.PHONY: lab-systemd-up lab-systemd-down lab-systemd-status integration-systemd
+DEPLOY ?= systemd
+
+lab-systemd-up: setup
+	$(BIN)/qflow-lab up --profile systemd --nodes $(NODES) --deploy $(DEPLOY)
+
+lab-systemd-down:
+	$(BIN)/qflow-lab down --profile systemd
+
+lab-systemd-status:
+	$(BIN)/qflow-lab status --profile systemd
+
+## integration-systemd: the integration tests against the systemd profile (inventories/lab-systemd/hosts.yml)
+integration-systemd: setup
+	$(BIN)/qflow-lab up --profile systemd --nodes $(TEST_NODES) --deploy $(DEPLOY)
+	QFLOW_LAB_PROFILE=systemd QFLOW_LAB_DEPLOY=$(DEPLOY) QFLOW_TEST_NODES=$(TEST_NODES) \
+	  $(PY) -m pytest tests/integration -p no:cacheprovider -q -rs
+
 ## test: every check and test (sanity, lint, docs, unit, integration against the lab)
 test: setup sanity lint docs-check
 	$(BIN)/qflow-lab up --nodes $(TEST_NODES)

@@ -93,14 +93,16 @@ def docker_run_args(lab, i, image=IMAGE, network=NETWORK):
 
 
 def compose_env(lab, i, rate, image=IMAGE, network=NETWORK):
-    """Variables of lab/docker/compose.yml for node i (written to <node dir>/compose.env)."""
+    """The .env of node i's compose project (project name and the variables of lab/docker/compose.yml)."""
     name = render.node_name(i)
-    return {"QFLOW_IMAGE": image, "QFLOW_CONTAINER_NAME": name, "QFLOW_BIND_ADDRESS": node_ip(i),
-            "QFLOW_NODE_DIR": node_dir(lab, name), "QFLOW_LAB_WORKLOAD_RATE": str(rate), "QFLOW_NETWORK": network}
+    return {"COMPOSE_PROJECT_NAME": name, "QFLOW_IMAGE": image, "QFLOW_CONTAINER_NAME": name,
+            "QFLOW_BIND_ADDRESS": node_ip(i), "QFLOW_NODE_DIR": node_dir(lab, name),
+            "QFLOW_LAB_WORKLOAD_RATE": str(rate), "QFLOW_NETWORK": network}
 
 
-def compose_file():
-    return os.path.join(DOCKER_SRC, "compose.yml")
+def compose_dir(lab, name):
+    """Node's compose project dir: compose.yml (copy of lab/docker/compose.yml) and .env, like a docker host's."""
+    return os.path.join(node_dir(lab, name), "compose")
 
 
 def prometheus_config(n, rules_path, listen_host):
@@ -173,9 +175,7 @@ def inventory(lab, n, tokens, deploy, listen_host, python=sys.executable):
             h.update({"qflow_service_backend": "systemd", "qflow_service_name": "qflow"})
         else:
             h.update({"qflow_service_backend": "docker_compose", "qflow_service_name": name,
-                      "qflow_compose_project": name, "qflow_compose_project_src": DOCKER_SRC,
-                      "qflow_compose_files": ["compose.yml"],
-                      "qflow_compose_env_files": [os.path.join(node_dir(lab, name), "compose.env")]})
+                      "qflow_compose_project_dir": compose_dir(lab, name), "qflow_compose_service": "qflow"})
         hosts[name] = h
     return {"all": {
         "vars": {"qflow_prometheus_url": "http://%s:%d" % (listen_host, PROMETHEUS_PORT),
@@ -375,9 +375,8 @@ def containers(lab):
 
 
 def compose(lab, i, *args, timeout=180):
-    name = render.node_name(i)
-    return docker(lab, "compose", "-p", name, "-f", compose_file(), "--env-file",
-                  os.path.join(node_dir(lab, name), "compose.env"), *args, timeout=timeout)
+    return docker(lab, "compose", "--project-directory", compose_dir(lab, render.node_name(i)), *args,
+                  timeout=timeout)
 
 
 # ------------------------------------------------------------------ readiness
@@ -495,8 +494,9 @@ def cmd_up(args):
         if not os.path.exists(faults):
             cli.write_file(faults, json.dumps({"faults": []}) + "\n")
         cli.write_file(os.path.join(nd, "lab", "lab.env"), lab_env(rate))
-        cli.write_file(os.path.join(nd, "compose.env"),
-                       "".join("%s=%s\n" % kv for kv in compose_env(lab, i, rate).items()))
+        cd = compose_dir(lab, name)
+        cli.write_file(os.path.join(cd, ".env"), "".join("%s=%s\n" % kv for kv in compose_env(lab, i, rate).items()))
+        shutil.copy(os.path.join(DOCKER_SRC, "compose.yml"), os.path.join(cd, "compose.yml"))
         tokens[name] = operator_token(secret)
 
     # containers: remove those of another deploy, an older image, or beyond n; then run/start the rest

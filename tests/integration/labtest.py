@@ -16,9 +16,32 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-LAB_INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
+# QFLOW_LAB_PROFILE=systemd runs the tests against `qflow-lab --profile systemd` (inventories/lab-systemd/hosts.yml;
+# QFLOW_LAB_DEPLOY=compose for its docker compose deploy); the default is the processes lab.
+LAB_PROFILE = os.environ.get("QFLOW_LAB_PROFILE") or "processes"
+SYSTEMD = LAB_PROFILE == "systemd"
+LAB_INVENTORY = ROOT / "inventories" / ("lab-systemd" if SYSTEMD else "lab") / "hosts.yml"
 LAB_NODES = int(os.environ.get("QFLOW_TEST_NODES", "8"))
 PROMETHEUS = "http://127.0.0.1:19090"
+ALERTMANAGER = "http://127.0.0.1:19093"
+if SYSTEMD:  # docker compose v2 is a CLI plugin in the lab dir (community.docker.docker_compose_v2 needs it too)
+    os.environ.setdefault("DOCKER_CONFIG", os.path.join(
+        os.environ.get("QFLOW_LAB_SYSTEMD_DIR") or str(ROOT / ".lab-systemd"), "docker-config"))
+
+
+def stub_host():
+    """Address for a test's stub server that the modules reach: 127.0.0.1, or (profile systemd, where the modules run
+    inside the node containers) the lab network's gateway."""
+    if not SYSTEMD:
+        return "127.0.0.1"
+    return urllib.parse.urlsplit(lab_url("prometheus")).hostname
+
+
+def lab_url(name):
+    """Prometheus or Alertmanager URL of the profile (systemd: the inventory's, on the lab network's gateway)."""
+    if not SYSTEMD:
+        return {"prometheus": PROMETHEUS, "alertmanager": ALERTMANAGER}[name]
+    return yaml.safe_load(LAB_INVENTORY.read_text())["all"]["vars"]["qflow_%s_url" % name]
 
 
 LAST_FAULT_END = [time.time()]  # when the last injected fault was healed (the session starts with heal all)
@@ -32,6 +55,10 @@ def lab(*args, check=True, timeout=300):
     """Run the lab CLI; return CompletedProcess."""
     if args and args[0] == "heal":
         LAST_FAULT_END[0] = time.time()
+    if SYSTEMD:
+        args = args + ("--profile", "systemd")
+        if args[0] == "up" and os.environ.get("QFLOW_LAB_DEPLOY"):
+            args = args + ("--deploy", os.environ["QFLOW_LAB_DEPLOY"])
     proc = subprocess.run([str(BIN / "qflow-lab"), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError("qflow-lab %s failed (%s):\n%s\n%s" % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
@@ -53,7 +80,7 @@ def wait_until(predicate, timeout=120, interval=1.0, what="condition"):
 
 
 def promql(query):
-    url = PROMETHEUS + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    url = lab_url("prometheus") + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
     with urllib.request.urlopen(url, timeout=10) as resp:
         data = json.load(resp)
     return [(r["metric"], float(r["value"][1])) for r in data["data"]["result"]]
@@ -65,12 +92,12 @@ def prom_value(query):
 
 
 def alertmanager_alerts():
-    with urllib.request.urlopen("http://127.0.0.1:19093/api/v2/alerts?active=true", timeout=10) as resp:
+    with urllib.request.urlopen(lab_url("alertmanager") + "/api/v2/alerts?active=true", timeout=10) as resp:
         return json.load(resp)
 
 
 def node_addr(node):
-    return "127.0.1.%d" % int(node.rsplit("-", 1)[1])
+    return "127.0.%d.%d" % (2 if SYSTEMD else 1, int(node.rsplit("-", 1)[1]))
 
 
 def wait_green(timeout=240):

@@ -9,7 +9,7 @@ import pytest
 
 import qflow_ops
 from labtest import (ROOT, alertmanager_alerts, assert_all_green, items, lab, lab_hosts, node_addr, prom_value,
-                      run_cmd, wait_until)
+                      run_cmd, stub_host, wait_until)
 
 WINDOW = {"qflow_health_metrics_window": "1m"}
 
@@ -171,9 +171,9 @@ def test_malformed_metrics_are_a_clear_error(backed_up, green_lab, inventory_cop
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bad)
+    server = http.server.ThreadingHTTPServer((stub_host(), 0), Bad)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = "http://127.0.0.1:%d/metrics" % server.server_address[1]
+    url = "http://%s:%d/metrics" % server.server_address[:2]
 
     def point_at_bad_metrics(data):
         lab_hosts(data)["qflow-node-2"]["qflow_metrics_url"] = url
