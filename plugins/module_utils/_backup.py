@@ -14,7 +14,12 @@ Layout of a backup directory::
 
 An archive holds ``manifest.json`` (format 1: id, node_id, created, files [{path, size, sha256}]),
 ``data/...`` (the data dir; SQLite ``*.db`` files copied with the online backup API, ``-wal``/``-shm``
-skipped) and ``config/qflow-config.yaml`` (+ ``config/qflow.env`` only when asked).
+skipped) and ``config/qflow-config.yaml`` (+ ``config/qflow.env`` only when asked). With an IPFS client, the DAGs
+the node keeps in IPFS are exported as ``ipfs/<cid>.car`` (CARv1, listed in ``files`` like every member) and the
+manifest says which: ``ipfs: {roots: [cid], source}``; a restore re-imports and pins the roots the daemon lacks.
+
+The IPFS client is duck-typed (``pins(type)``, ``is_pinned(cid)``, ``dag_export(cid, path)``, ``dag_import(path)``;
+_ipfs.IpfsClient) so this engine keeps to the standard library.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -463,7 +468,7 @@ def ensure_backup_dir(backup_dir):
 
 
 def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, include_env_file=False, verify=True, now=None,
-                  kind=None, partial_ok=False):
+                  kind=None, partial_ok=False, ipfs=None):
     """Create, (verify), publish and catalog one backup. Return the catalog entry + details.
 
     Atomic: nothing appears under the final name or in the catalog unless every step succeeded.
@@ -508,6 +513,8 @@ def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, inc
             elif env_path:
                 excluded.append('%s (env file with secrets; include_env_file=false)' % env_path)
 
+            ipfs_manifest = _stage_ipfs(ipfs, stage, staged) if ipfs is not None else None
+
             table_counts = {}
             for member, path in staged:
                 if member.endswith(SQLITE_SUFFIXES) and member.startswith('data/'):
@@ -523,6 +530,8 @@ def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, inc
                 manifest['qflow_version'] = version
             if table_counts:
                 manifest['tables'] = table_counts
+            if ipfs_manifest is not None:
+                manifest['ipfs'] = ipfs_manifest
             manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode('utf-8') + b'\n'
 
             _write_archive(tmp_archive, manifest_bytes, staged, now.timestamp())
@@ -575,10 +584,74 @@ def create_backup(backup_dir, data_dir, config_path, node_id, env_path=None, inc
     result = dict(entry)
     result['path'] = final
     result['manifest'] = manifest
+    result['ipfs'] = manifest.get('ipfs')
     result['skipped_files'] = skipped
     result['excluded'] = excluded
     result['verification'] = verification
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# IPFS: the node's DAGs as CAR files
+
+IPFS_DIR = 'ipfs'
+IPFS_SOURCE_FLOWS = 'state.db flows.ipfs_cid'
+IPFS_SOURCE_PINS = 'pin/ls'
+_CID_RE = re.compile(r'^[A-Za-z0-9]{8,128}$')
+
+
+def ipfs_member(cid):
+    return '%s/%s.car' % (IPFS_DIR, cid)
+
+
+def _flow_cids(state_db_copy):
+    """CIDs the flows table of a (staged) state.db references, or None when it has no ipfs_cid column."""
+    conn = sqlite3.connect(state_db_copy)
+    try:
+        if 'ipfs_cid' not in _table_columns(conn, 'flows'):
+            return None
+        return sorted(set(r[0] for r in conn.execute('SELECT ipfs_cid FROM flows WHERE ipfs_cid IS NOT NULL') if r[0]))
+    finally:
+        conn.close()
+        _side_files_remove(state_db_copy)
+
+
+def _ipfs_failure(what, exc):
+    return BackupError('%s: %s; nothing was kept (no partial archive, catalog unchanged); start the IPFS daemon or fix '
+                       'ipfs_api_url, or leave ipfs_api_url unset to back up without IPFS' % (what, exc))
+
+
+def _stage_ipfs(ipfs, stage, staged):
+    """Export the DAGs the node keeps in IPFS into <stage>/ipfs and add them to staged. The roots are the CIDs the
+    staged flows table references (consistent with the archived state.db), else every recursive pin of the daemon.
+    Return the manifest's ``ipfs`` entry."""
+    state_copy = dict(staged).get(STATE_DB_MEMBER)
+    roots = None
+    if state_copy:
+        try:
+            roots = _flow_cids(state_copy)
+        except sqlite3.Error:
+            roots = None
+    source = IPFS_SOURCE_FLOWS
+    if roots is None:
+        source = IPFS_SOURCE_PINS
+        try:
+            roots = sorted(cid for cid, kind in ipfs.pins('recursive').items() if kind in ('recursive', None))
+        except Exception as exc:  # pylint: disable=broad-except
+            raise _ipfs_failure('cannot list the IPFS pins', exc)
+    os.mkdir(os.path.join(stage, IPFS_DIR), 0o700)
+    for cid in roots:
+        if not _CID_RE.match(cid):
+            raise BackupError('the flows table references %r, which is not a CID; fix the row or back up without '
+                              'ipfs_api_url; nothing was kept' % (cid,))
+        path = os.path.join(stage, ipfs_member(cid))
+        try:
+            ipfs.dag_export(cid, path)
+        except Exception as exc:  # pylint: disable=broad-except
+            raise _ipfs_failure('cannot export the IPFS DAG %s (dag/export)' % cid, exc)
+        os.chmod(path, 0o600)
+        staged.append((ipfs_member(cid), path))
+    return {'roots': roots, 'source': source}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -965,7 +1038,7 @@ def _chown_like(path, ref):
             pass
 
 
-def plan_restore(backup_dir, entry, data_dir, config_path, parts, scratch):
+def plan_restore(backup_dir, entry, data_dir, config_path, parts, scratch, ipfs=None):
     """Compare the live node with the archive for the chosen parts. Reads only (scratch: a private temp dir).
 
     Return {manifest, config: {before, after} or None, files: [{member, before, after}], remove: [member],
@@ -973,7 +1046,7 @@ def plan_restore(backup_dir, entry, data_dir, config_path, parts, scratch):
     """
     manifest = _extract_all(os.path.join(backup_dir, entry['file']), scratch)
     items = dict((f['path'], f) for f in manifest.get('files', []) if isinstance(f, dict) and f.get('path'))
-    plan = {'manifest': manifest, 'config': None, 'files': [], 'remove': [], 'tables': {}, 'changed': False}
+    plan = {'manifest': manifest, 'config': None, 'files': [], 'remove': [], 'tables': {}, 'ipfs': [], 'changed': False}
     work = os.path.join(scratch, '.work')
     os.mkdir(work, 0o700)
 
@@ -1030,7 +1103,19 @@ def plan_restore(backup_dir, entry, data_dir, config_path, parts, scratch):
             _remove_quietly(live_copy)
             _side_files_remove(live_copy)
             _side_files_remove(os.path.join(scratch, STATE_DB_MEMBER))
-    plan['changed'] = bool(plan['config'] or plan['files'] or plan['remove'] or plan['tables'])
+    roots = (manifest.get('ipfs') or {}).get('roots') or []
+    if ipfs is not None and roots and ('data' in parts or 'flows' in parts):
+        for cid in roots:
+            if ipfs_member(cid) not in items:
+                raise BackupError('backup %s lists IPFS root %s but has no %s; nothing was changed' % (entry['id'], cid, ipfs_member(cid)))
+            try:
+                pinned = ipfs.is_pinned(cid)
+            except Exception as exc:  # pylint: disable=broad-except
+                raise BackupError('cannot ask the IPFS daemon whether %s is pinned: %s; start it or fix ipfs_api_url; nothing '
+                                  'was changed' % (cid, exc))
+            if not pinned:
+                plan['ipfs'].append(cid)
+    plan['changed'] = bool(plan['config'] or plan['files'] or plan['remove'] or plan['tables'] or plan['ipfs'])
     return plan
 
 
@@ -1064,7 +1149,7 @@ def _replace_tables(live_db, archived_db, tables):
                     pass
 
 
-def restore_backup(backup_dir, backup_id, data_dir, config_path, node_id, parts=None, check_mode=False, now=None):
+def restore_backup(backup_dir, backup_id, data_dir, config_path, node_id, parts=None, check_mode=False, now=None, ipfs=None):
     """Verify, compare and (unless check_mode or already equal) restore the chosen parts of a backup.
 
     Whole restore (config, data): every differing file is written to a temp file beside its target, then all are
@@ -1082,11 +1167,12 @@ def restore_backup(backup_dir, backup_id, data_dir, config_path, node_id, parts=
         raise BackupError('cannot create a scratch dir for the restore: %s; run with become: true; nothing was changed' % exc)
     try:
         try:
-            plan = plan_restore(backup_dir, entry, data_dir, config_path, parts, scratch)
+            plan = plan_restore(backup_dir, entry, data_dir, config_path, parts, scratch, ipfs=ipfs)
         except (OSError, IOError, tarfile.TarError, ValueError) as exc:
             raise BackupError('cannot read backup %s: %s; nothing was changed' % (entry['id'], exc))
         result = {'backup': entry, 'parts': parts, 'changed': plan['changed'], 'safety_backup_id': None,
                   'config': plan['config'], 'files': plan['files'], 'removed': plan['remove'], 'tables': plan['tables'],
+                  'ipfs': plan['ipfs'],
                   'verification': verification}
         if not plan['changed'] or check_mode:
             return result
@@ -1097,9 +1183,16 @@ def restore_backup(backup_dir, backup_id, data_dir, config_path, node_id, parts=
                 raise BackupError('%s is open by another process (is the node running?): stop the node before restoring the data '
                                   'dir, or restore only flows/executions, which is safe online; nothing was changed' % live)
         if os.path.isdir(data_dir) or os.path.isfile(config_path):  # nothing to keep on an empty node
-            safety = create_backup(backup_dir, data_dir, config_path, node_id, verify=True, kind='safety', partial_ok=True)
+            safety = create_backup(backup_dir, data_dir, config_path, node_id, verify=True, kind='safety', partial_ok=True,
+                                   ipfs=ipfs)
             result['safety_backup_id'] = safety['id']
         _apply_restore(plan, scratch, data_dir, config_path)
+        for cid in plan['ipfs']:
+            try:
+                ipfs.dag_import(os.path.join(scratch, ipfs_member(cid)))
+            except Exception as exc:  # pylint: disable=broad-except
+                raise BackupError('restored the node files but could not re-import IPFS DAG %s (dag/import): %s; start the '
+                                  'IPFS daemon and run the restore again (it then imports only what is missing)' % (cid, exc))
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

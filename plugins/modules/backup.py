@@ -42,10 +42,16 @@ description:
     C(PRAGMA integrity_check) on every database and compares row counts per table and file checksums with the
     manifest. The node's data dir and config are never touched. To test a restore on a scratch node, run
     O(state=restored) on that node instead.
+  - With O(ipfs_api_url), the node's IPFS content is part of the backup. Each DAG the archived C(state.db) flows table
+    references (column C(ipfs_cid)), or every recursive pin of the daemon when that column does not exist, is exported
+    with C(dag/export) as C(ipfs/<cid>.car) and listed with its sha256 in the manifest. A restore of V(data) or
+    V(flows) re-imports (C(dag/import)) and pins the roots the daemon does not pin; when every root is pinned nothing is
+    imported. Without O(ipfs_api_url) IPFS is left alone, as before.
   - With O(state=pruned), applies retention to the backups of O(node_id) in O(backup_dir), see O(keep_daily) and
     O(keep_weekly). The catalog is rewritten first, then the archives are deleted, so an interruption can leave
     orphaned archives (reported by M(qflow.ops.backup_info)) but never catalog entries without an archive.
 extends_documentation_fragment:
+  - qflow.ops._api.HTTP
   - qflow.ops._attributes
 attributes:
   check_mode:
@@ -159,6 +165,14 @@ options:
       - Backups created with V(false) never satisfy O(max_age).
     type: bool
     default: true
+  ipfs_api_url:
+    description:
+      - Root URL of the node's IPFS RPC API (inventory variable C(qflow_ipfs_api_url)), for example
+        V(http://127.0.0.1:5001). When set, the node's IPFS DAGs are exported into the archive and re-imported by a
+        restore (see above); O(timeout), O(validate_certs) and O(ca_path) apply to it.
+      - If not set, the value of the E(QFLOW_IPFS_API_URL) environment variable is used. When neither is set, IPFS is
+        not backed up.
+    type: str
 notes:
   - Run with C(become=true) when the data dir, config or backup dir belong to another user.
   - The archive is a plain tar.gz whose C(manifest.json) lists every checksum (and the row count of every table).
@@ -264,6 +278,13 @@ backup:
       type: list
       elements: str
       sample: ['/etc/qflow/qflow.env (env file with secrets; include_env_file=false)']
+    ipfs:
+      description:
+        - The IPFS DAGs exported into the archive (C(ipfs/<cid>.car)) and where their list came from
+          (V(state.db flows.ipfs_cid) or V(pin/ls)).
+      type: dict
+      returned: with O(ipfs_api_url)
+      sample: {roots: [bafkreigye4guq6jj4dx3cjajnd6u6k4wjshdqnml743nmyf4ajg3l76kqa], source: state.db flows.ipfs_cid}
 skipped_reason:
   description: Why no backup was created (the recent verified backup that satisfies O(max_age)).
   returned: when a recent verified backup made a new one unnecessary
@@ -329,6 +350,12 @@ restored:
       description: Tables whose rows differed and were replaced, with row counts before and after.
       type: dict
       sample: {flows: {rows_before: 2, rows_after: 3}}
+    ipfs:
+      description: IPFS roots re-imported from the archive and pinned.
+      returned: with O(ipfs_api_url)
+      type: list
+      elements: str
+      sample: [bafkreigye4guq6jj4dx3cjajnd6u6k4wjshdqnml743nmyf4ajg3l76kqa]
 comparison:
   description: Result of the test restore.
   returned: with O(state=test_restored)
@@ -384,28 +411,31 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.qflow.ops.plugins.module_utils import _backup as engine
+from ansible_collections.qflow.ops.plugins.module_utils._ipfs import IpfsClient, ipfs_argument_spec
 from ansible_collections.qflow.ops.plugins.module_utils._time import parse_duration, utcnow
 
 
 def main():
+    argument_spec = ipfs_argument_spec('ipfs_api_url')
+    argument_spec.update(
+        node_id=dict(type='str'),
+        data_dir=dict(type='path', default='/var/lib/qflow'),
+        config_path=dict(type='path', default='/etc/qflow/qflow-config.yaml'),
+        env_path=dict(type='path', default='/etc/qflow/qflow.env'),
+        include_env_file=dict(type='bool', default=False),
+        backup_dir=dict(type='path', default='/var/backups/qflow'),
+        max_age=dict(type='str'),
+        verify=dict(type='bool', default=True),
+        state=dict(type='str', default='present', choices=['present', 'restored', 'test_restored', 'pruned']),
+        backup_id=dict(type='str'),
+        restore_parts=dict(type='list', elements='str', default=['config', 'data'],
+                           choices=['config', 'flows', 'executions', 'data']),
+        restore_target=dict(type='path'),
+        keep_daily=dict(type='int'),
+        keep_weekly=dict(type='int'),
+    )
     module = AnsibleModule(
-        argument_spec=dict(
-            node_id=dict(type='str'),
-            data_dir=dict(type='path', default='/var/lib/qflow'),
-            config_path=dict(type='path', default='/etc/qflow/qflow-config.yaml'),
-            env_path=dict(type='path', default='/etc/qflow/qflow.env'),
-            include_env_file=dict(type='bool', default=False),
-            backup_dir=dict(type='path', default='/var/backups/qflow'),
-            max_age=dict(type='str'),
-            verify=dict(type='bool', default=True),
-            state=dict(type='str', default='present', choices=['present', 'restored', 'test_restored', 'pruned']),
-            backup_id=dict(type='str'),
-            restore_parts=dict(type='list', elements='str', default=['config', 'data'],
-                               choices=['config', 'flows', 'executions', 'data']),
-            restore_target=dict(type='path'),
-            keep_daily=dict(type='int'),
-            keep_weekly=dict(type='int'),
-        ),
+        argument_spec=argument_spec,
         required_if=[
             ('state', 'restored', ('backup_id',)),
             ('state', 'test_restored', ('backup_id',)),
@@ -470,7 +500,7 @@ def _present(module, p, node_id, result):
     try:
         created = engine.create_backup(backup_dir, p['data_dir'], p['config_path'], node_id,
                                        env_path=p['env_path'], include_env_file=p['include_env_file'],
-                                       verify=p['verify'], now=now)
+                                       verify=p['verify'], now=now, ipfs=_ipfs_client(p))
     except engine.BackupError as exc:
         module.fail_json(msg=str(exc), **result)
 
@@ -479,6 +509,8 @@ def _present(module, p, node_id, result):
         backup['qflow_version'] = created['qflow_version']
     backup['skipped_files'] = created['skipped_files']
     backup['excluded'] = created['excluded']
+    if created.get('ipfs') is not None:
+        backup['ipfs'] = created['ipfs']
     result['changed'] = True
     result['backup'] = backup
     state = 'verified' if backup['verified'] else 'not verified'
@@ -490,7 +522,7 @@ def _present(module, p, node_id, result):
 def _restored(module, p, node_id, result):
     try:
         done = engine.restore_backup(p['backup_dir'], p['backup_id'], p['data_dir'], p['config_path'], node_id,
-                                     parts=p['restore_parts'], check_mode=module.check_mode)
+                                     parts=p['restore_parts'], check_mode=module.check_mode, ipfs=_ipfs_client(p))
     except engine.BackupError as exc:
         module.fail_json(msg=str(exc), **result)
     before = {}
@@ -507,18 +539,24 @@ def _restored(module, p, node_id, result):
     if done['tables']:
         before['tables'] = dict((t, v['before']) for t, v in done['tables'].items())
         after['tables'] = dict((t, v['after']) for t, v in done['tables'].items())
+    if done['ipfs']:
+        before['ipfs_not_pinned'] = list(done['ipfs'])
+        after['ipfs_not_pinned'] = []
     backup_id = done['backup']['id']
+    restored = {
+        'parts': done['parts'],
+        'config': bool(done['config']),
+        'files': [f['member'] for f in done['files']],
+        'removed': done['removed'],
+        'tables': dict((t, {'rows_before': v['before']['rows'], 'rows_after': v['after']['rows']}) for t, v in done['tables'].items()),
+    }
+    if p['ipfs_api_url']:
+        restored['ipfs'] = done['ipfs']
     result.update(
         changed=done['changed'],
         backup_id=backup_id,
         safety_backup_id=done['safety_backup_id'],
-        restored={
-            'parts': done['parts'],
-            'config': bool(done['config']),
-            'files': [f['member'] for f in done['files']],
-            'removed': done['removed'],
-            'tables': dict((t, {'rows_before': v['before']['rows'], 'rows_after': v['after']['rows']}) for t, v in done['tables'].items()),
-        },
+        restored=restored,
         diff={'before': before, 'after': after},
     )
     what = []
@@ -528,6 +566,8 @@ def _restored(module, p, node_id, result):
         what.append('%d data file(s) replaced, %d removed' % (len(done['files']), len(done['removed'])))
     if done['tables']:
         what.append('table(s) %s' % ', '.join(sorted(done['tables'])))
+    if done['ipfs']:
+        what.append('%d IPFS DAG(s) re-imported' % len(done['ipfs']))
     if not done['changed']:
         result['msg'] = 'node already matches backup %s for %s; nothing restored' % (backup_id, ', '.join(done['parts']))
     elif module.check_mode:
@@ -574,6 +614,11 @@ def _pruned(module, p, node_id, result):
         verb = 'deleted'
     result['msg'] = '%s %d backup(s) of %s, kept %d' % (verb, len(ids), node_id, len(done['kept']))
     module.exit_json(**result)
+
+
+def _ipfs_client(p):
+    """The node's IPFS RPC API when ipfs_api_url (QFLOW_IPFS_API_URL) is set, else None (IPFS not backed up)."""
+    return IpfsClient(p, url_option='ipfs_api_url') if p['ipfs_api_url'] else None
 
 
 def _size(path):
