@@ -116,3 +116,12 @@ def test_cli_profile_option_dispatch():
     for cmd in (["down"], ["status"], ["fault", "n", "down"], ["token", "n"]):
         args = cli.build_parser().parse_args(cmd + ["--profile", "systemd"])
         assert sp.command(args).__name__ == args.fn.__name__
+
+
+def test_fault_kind_checked_before_anything(monkeypatch, tmp_path):
+    monkeypatch.setenv("QFLOW_LAB_SYSTEMD_DIR", str(tmp_path))
+    for kind in ("bogus", "ipfs_down"):
+        args = cli.build_parser().parse_args(["fault", "qflow-node-1", kind, "--profile", "systemd"])
+        with pytest.raises(cli.LabError) as exc:
+            sp.cmd_fault(args)
+        assert exc.value.code == 2
