@@ -64,7 +64,8 @@ def _ansible_playbook() -> str:
 
 
 def run(procedure: str, inventory: str | os.PathLike, extravars: dict | None = None, *,
-        limit: str | None = None, tags: str | None = None, check: bool = False, verbosity: int = 0,
+        limit: str | None = None, tags: str | None = None, check: bool = False, diff: bool = False,
+        verbosity: int = 0,
         report_dir: str | os.PathLike | None = None, private_data_dir: str | os.PathLike | None = None,
         envvars: dict | None = None, timeout: int | None = None, quiet: bool = True,
         event_handler=None) -> ProcedureResult:
@@ -96,6 +97,8 @@ def run(procedure: str, inventory: str | os.PathLike, extravars: dict | None = N
     cmdline = []
     if check:
         cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
     if tags:
         cmdline += ["--tags", tags]
     latest = report_root / procedure / "latest"

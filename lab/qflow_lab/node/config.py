@@ -70,6 +70,10 @@ class Settings:
         self.validation_cache = bool(_get(self.raw, "validation", "cache", "enabled", default=True))
         # flow definitions go to IPFS only when the config names a daemon (contract §2.3)
         self.ipfs_api_url = _get(self.raw, "storage", "ipfsApiUrl") or None
+        # TLS on the API port (contract §2.2): the node refuses to start when the files are missing
+        self.enable_tls = _get(self.raw, "networking", "enableTLS", default=False) is True
+        self.tls_cert_path = _get(self.raw, "networking", "tlsCertPath") or None
+        self.tls_key_path = _get(self.raw, "networking", "tlsKeyPath") or None
 
 
 def load_settings(path):

@@ -1,6 +1,7 @@
 """Node process: wiring, background threads, signal handling."""
 import argparse
 import os
+import ssl
 import signal
 import sys
 import threading
@@ -12,8 +13,8 @@ from . import flows as flowlib
 from .api import ApiHandler, MetricsHandler
 from .config import ConfigError, env_int, load_env_file, load_settings, process_env_float, read_config
 from .engine import Engine, Faults, Workload
-from .logs import JsonLog
 from .ipfs import FlowSync, IpfsClient, IpfsError
+from .logs import JsonLog
 from .metrics import Metrics
 from .store import Store
 from .util import iso
@@ -52,10 +53,10 @@ class Node:
         self.engine = Engine(self)
         rate = workload_rate if workload_rate is not None else process_env_float("QFLOW_LAB_WORKLOAD_RATE", 2.0)
         self.workload = Workload(self, rate)
-        self.threads = []
         self.ipfs = None
         if self.settings.ipfs_api_url:
             self.ipfs = FlowSync(self, IpfsClient(self.settings.ipfs_api_url))
+        self.threads = []
         self.servers = []
 
     # ------------------------------------------------------------ state
@@ -85,12 +86,12 @@ class Node:
             checks["config"] = True
         except ConfigError:
             checks["config"] = False
-        return checks
         if self.ipfs is not None:  # a real call to the daemon (extension)
             try:
                 checks["ipfs"] = bool(self.ipfs.client.version(timeout=1.0).get("Version"))
             except (IpfsError, ValueError, AttributeError):
                 checks["ipfs"] = False
+        return checks
 
     def render_metrics(self):
         return self.metrics.render(self.node_id, VERSION, self.engine.active_count(),
@@ -122,6 +123,26 @@ class Node:
                 except Exception as exc:  # noqa: BLE001
                     self.log.error("storage", "Execution prune failed: %s" % exc.__class__.__name__)
 
+    def _tls_context(self):
+        """An SSL context when networking.enableTLS is true; refuse to start without readable cert and key."""
+        st = self.settings
+        if not st.enable_tls:
+            return None
+        missing = [k for k, v in (("networking.tlsCertPath", st.tls_cert_path), ("networking.tlsKeyPath", st.tls_key_path))
+                   if not v or not os.path.isfile(v)]
+        if missing:
+            msg = "networking.enableTLS is true but %s %s not set or not a file" % (
+                " and ".join(missing), "is" if len(missing) == 1 else "are")
+            self.log.error("system", msg)
+            raise SystemExit("qflow node: " + msg)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(st.tls_cert_path, st.tls_key_path)
+        except (OSError, ssl.SSLError) as exc:
+            self.log.error("system", "cannot load the TLS certificate: %s" % exc)
+            raise SystemExit("qflow node: cannot load the TLS certificate %s: %s" % (st.tls_cert_path, exc))
+        return ctx
+
     def start(self, host=None, port=None, metrics_port=None):
         host = host if host is not None else self.env.get("QFLOW_HOST", "0.0.0.0")
         port = port if port is not None else env_int(self.env, "QFLOW_PORT", 8080)
@@ -132,7 +153,10 @@ class Node:
         self.engine.load_cache()
         self.workload.ensure_flows()
         self.faults.poll_once()
+        tls = self._tls_context()
         api = Server((host, port), ApiHandler)
+        if tls is not None:
+            api.socket = tls.wrap_socket(api.socket, server_side=True)
         met = Server((host, metrics_port), MetricsHandler)
         for s in (api, met):
             s.node = self
@@ -141,6 +165,8 @@ class Node:
         self._thread(self.faults.run, "faults", self.stop_event)
         self._thread(self._housekeeping, "housekeeping")
         self._thread(self.workload.run, "workload", self.stop_event)
+        if self.ipfs is not None:
+            self._thread(self.ipfs.run, "ipfs-sync", self.stop_event)
         self.log.info("system", "Qflow node %s started" % self.node_id, version=VERSION,
                       api="%s:%d" % api.server_address[:2], metrics="%s:%d" % met.server_address[:2],
                       workloadRate=self.workload.rate)
@@ -151,6 +177,8 @@ class Node:
             return
         self.log.info("system", "Shutting down node %s" % self.node_id)
         self.stop_event.set()
+        if self.ipfs is not None:
+            self.ipfs.wake.set()
         for s in self.servers:
             s.shutdown()
             s.server_close()
@@ -165,8 +193,6 @@ class Node:
         self.log.close()
 
 
-        if self.ipfs is not None:
-            self._thread(self.ipfs.run, "ipfs-sync", self.stop_event)
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m qflow_lab.node", description="Reference Qflow node")
     ap.add_argument("--env-file", required=True)
@@ -177,8 +203,6 @@ def main(argv=None):
     try:
         node.start()
     except OSError as exc:
-        if self.ipfs is not None:
-            self.ipfs.wake.set()
         sys.stderr.write("qflow node %s: cannot listen: %s\n" % (node.node_id, exc))
         node.log.log("fatal", "system", "Cannot listen: %s" % exc)
         return 1
