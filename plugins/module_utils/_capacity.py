@@ -64,8 +64,8 @@ def line(name, r, horizon):
     """One readable line of a resource forecast."""
     if r['current'] is None:
         return '%s: no data' % name
-    text = '%s %s%s now, %s%s in %s' % (name, r['current'], r['unit'] if r['unit'] == '%' else '', r['forecast'],
-                                          r['unit'] if r['unit'] == '%' else '', horizon)
+    pct = r['unit'] if r['unit'] == '%' else ''
+    text = '%s %s%s now, %s%s in %s' % (name, r['current'], pct, r['forecast'], pct, horizon)
     if r['limit'] is not None:
         text += ' (limit %s' % r['limit']
         text += ', reached in %s days)' % r['days_to_limit'] if r['days_to_limit'] is not None else ')'

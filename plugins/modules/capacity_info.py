@@ -20,7 +20,7 @@ description:
   - Resources - C(cpu_percent) (limit V(80)), C(memory_percent) of the node's memory limit (limit V(85)),
     C(executions_per_day) and C(active_flows) (no limit unless given in O(limits)).
   - A forecast is only as good as the history behind it. RV(history_seconds) tells how much history Prometheus
-    really holds for the node; with less than a day of it, RV(warnings) says the forecast is not meaningful.
+    really holds for the node; with less than a day of it, RV(forecast_warnings) says the forecast is not meaningful.
 extends_documentation_fragment:
   - qflow.ops._api.HTTP
   - qflow.ops._attributes

@@ -42,8 +42,8 @@ def prometheus(stub_server, history, slope_per_day, seen):
             value = 50.0
         else:
             value = 10.0
-        return Route(200, {'status': 'success', 'data': {'resultType': 'vector',
-                                                        'result': [{'metric': {}, 'value': [1, str(value)]}]}})
+        result = [{'metric': {}, 'value': [1, str(value)]}]
+        return Route(200, {'status': 'success', 'data': {'resultType': 'vector', 'result': result}})
     return stub_server({'/api/v1/query': answer})
 
 
