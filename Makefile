@@ -112,6 +112,15 @@ docs-check: setup
 bench: setup
 	$(PY) bench/health_check.py
 
+## bench-backup: backup create + verify throughput of a node with ~1 GB of state against tar + sha256sum (no lab needed;
+## BENCH_ARGS="--size-mb 50" for a quick run). bench-window: the weekly window on 3 and 10 lab nodes (leaves 3 nodes).
+.PHONY: bench-backup bench-window
+bench-backup: setup
+	$(PY) bench/backup.py $(BENCH_ARGS)
+
+bench-window: setup
+	$(PY) bench/backup.py --window $(BENCH_ARGS)
+
 clean:
 	-$(BIN)/qflow-lab down
 	rm -rf build reports .pytest_cache
