@@ -19,7 +19,8 @@ description:
     the config, token lifetime, TLS); the secrets in the env file (set, long enough, rotated within O(max_secret_age)
     according to the rotation record qflow.ops.secret keeps).
   - Each finding has a severity. RV(passed) is false when there is a V(high) finding.
-  - Certificates are audited with qflow.ops.certificate_info.
+  - Certificates are not read here; the monthly audit reads them with the role C(qflow.ops.certificate) (entry point
+    C(status), community.crypto.x509_certificate_info).
   - Never prints a secret - findings name keys, paths, modes and ages.
 extends_documentation_fragment:
   - qflow.ops._attributes
@@ -59,7 +60,7 @@ notes:
   - Run with C(become=true) so the module can read the env file.
 seealso:
   - module: qflow.ops.secret
-  - module: qflow.ops.certificate_info
+  - module: community.crypto.x509_certificate_info
   - module: qflow.ops.config
 '''
 
