@@ -120,6 +120,30 @@ def previous_name(name):
     return name + '_PREVIOUS'
 
 
+def decide(current, entry, state, min_length, max_age, now, unknown_hint='no record of the last rotation'):
+    """Why a secret whose value is ``current`` (None when missing) must change, or None when it stays.
+
+    ``entry`` is the record of its last change, {rotated_at, fingerprint} (the env file's sidecar entry, or the
+    annotations of a Kubernetes Secret); a record whose fingerprint is not the current value's means the age is unknown.
+    """
+    if state == 'present':
+        if current is None:
+            return 'missing'
+        if len(current) < min_length:
+            return 'shorter than min_length %d' % min_length
+        return None
+    age = _age_seconds(entry, current, now) if current is not None else None
+    if max_age is not None and age is not None and age < max_age:
+        return None
+    if current is None:
+        return 'missing'
+    if max_age is None:
+        return 'rotated (no max_age)'
+    if age is None:
+        return 'age unknown (%s)' % unknown_hint
+    return 'older than max_age (%s)' % human_age(age)
+
+
 def plan(env_path, names, state, length, min_length, max_age, now, check_mode, keep_previous=False):
     """Decide what to change. Never writes.
 
@@ -146,26 +170,11 @@ def plan(env_path, names, state, length, min_length, max_age, now, check_mode, k
     new_values = {}
     reasons = {}
     for name in names:
-        current = values.get(name) or None
-        if state == 'present':
-            if current is None:
-                reasons[name] = 'missing'
-            elif len(current) < min_length:
-                reasons[name] = 'shorter than min_length %d' % min_length
-            else:
-                continue
-        else:
-            age = _age_seconds(meta.get(name), current, now) if current is not None else None
-            if max_age is not None and age is not None and age < max_age:
-                continue
-            if current is None:
-                reasons[name] = 'missing'
-            elif max_age is None:
-                reasons[name] = 'rotated (no max_age)'
-            elif age is None:
-                reasons[name] = 'age unknown (no matching entry in %s)' % meta_path(env_path)
-            else:
-                reasons[name] = 'older than max_age (%s)' % human_age(age)
+        reason = decide(values.get(name) or None, meta.get(name), state, min_length, max_age, now,
+                        'no matching entry in %s' % meta_path(env_path))
+        if reason is None:
+            continue
+        reasons[name] = reason
         new_values[name] = None if check_mode else generate(length)
     changed = [name for name in names if name in new_values]
     written = dict(new_values)

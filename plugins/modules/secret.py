@@ -26,7 +26,9 @@ description:
   - The node reads the env file at start; restart its service for new values to take effect. A new C(QFLOW_JWT_SECRET)
     revokes every token signed with the old one once the node restarts, so new operator tokens must be issued.
     Changing C(QFLOW_ENCRYPTION_KEY) makes data encrypted with the old key unreadable unless the node re-encrypts it.
-  - Kubernetes Secrets are not supported yet; support is planned as a later addition (O(env_path) is the only target).
+  - This module manages the env file only. For a node whose secrets are a Kubernetes Secret, the filter
+    P(qflow.ops.secret_plan#filter) applies the same rules and returns the merge patch for P(kubernetes.core.k8s#module)
+    (the maintenance role's JWT step does so on the V(kubernetes) service backend; see C(docs/inventory.md)).
 extends_documentation_fragment:
   - qflow.ops._attributes
 attributes:
