@@ -84,14 +84,30 @@ lab-systemd-status:
 
 ## integration-systemd: the integration tests against the systemd profile (inventories/lab-systemd/hosts.yml)
 integration-systemd: setup
-	$(BIN)/qflow-lab up --profile systemd --nodes $(TEST_NODES) --deploy $(DEPLOY)
+	$(BIN)/qflow-lab up --profile systemd --nodes $(TEST_NODES) --deploy $(DEPLOY) --timeout 300
 	QFLOW_LAB_PROFILE=systemd QFLOW_LAB_DEPLOY=$(DEPLOY) QFLOW_TEST_NODES=$(TEST_NODES) \
 	  $(PY) -m pytest tests/integration -p no:cacheprovider -q -rs
 
-## test: every check and test (sanity, lint, docs, unit, integration against the lab)
+## test: every check and test (sanity, lint, docs, unit, integration against the lab on both profiles: the
+## processes lab, which is then brought down, and the systemd profile, brought up and down by test-systemd)
 test: setup sanity lint docs-check
 	$(BIN)/qflow-lab up --nodes $(TEST_NODES)
-	QFLOW_TEST_NODES=$(TEST_NODES) $(PY) -m pytest tests/unit tests/integration -p no:cacheprovider -q -rs
+	rc=0
+	QFLOW_TEST_NODES=$(TEST_NODES) $(PY) -m pytest tests/unit tests/integration -p no:cacheprovider -q -rs || rc=$$?
+	$(BIN)/qflow-lab down
+	$(MAKE) --no-print-directory test-systemd || rc=$$?
+	exit $$rc
+
+## test-systemd: the integration tests on the systemd profile (TEST_NODES containers with systemd, IPFS and the
+## node; docker.io/debootstrap installed on first use), then the profile brought down (dockerd stopped)
+.PHONY: test-systemd
+test-systemd: setup
+	$(BIN)/qflow-lab up --profile systemd --nodes $(TEST_NODES) --deploy $(DEPLOY) --timeout 300
+	rc=0
+	QFLOW_LAB_PROFILE=systemd QFLOW_LAB_DEPLOY=$(DEPLOY) QFLOW_TEST_NODES=$(TEST_NODES) \
+	  $(PY) -m pytest tests/integration -p no:cacheprovider -q -rs || rc=$$?
+	$(BIN)/qflow-lab down --profile systemd
+	exit $$rc
 
 unit: setup
 	$(PY) -m pytest tests/unit -p no:cacheprovider -q

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -24,9 +25,50 @@ LAB_INVENTORY = ROOT / "inventories" / ("lab-systemd" if SYSTEMD else "lab") / "
 LAB_NODES = int(os.environ.get("QFLOW_TEST_NODES", "8"))
 PROMETHEUS = "http://127.0.0.1:19090"
 ALERTMANAGER = "http://127.0.0.1:19093"
+RECEIVER = "http://127.0.0.1:19095"
+SYSTEMD_LAB_DIR = Path(os.environ.get("QFLOW_LAB_SYSTEMD_DIR") or ROOT / ".lab-systemd")
+# Profile systemd, deploy systemd: the modules run inside the node containers (over SSH), so the inventory's paths
+# are container paths. They are bind mounts of <lab>/nodes/<node>/<sub> (lab/README.md, "Profile systemd").
+CONTAINER_MOUNTS = (("/etc/qflow", "etc"), ("/var/lib/qflow", "data"), ("/var/log/qflow", "log"),
+                    ("/var/backups/qflow", "backups"), ("/var/lib/qflow-lab", "lab"), ("/var/lib/ipfs", "ipfs"))
+SCRATCH = "/var/lib/qflow-lab/scratch"  # per-test dirs on a node (container side), under the mount "lab"
 if SYSTEMD:  # docker compose v2 is a CLI plugin in the lab dir (community.docker.docker_compose_v2 needs it too)
-    os.environ.setdefault("DOCKER_CONFIG", os.path.join(
-        os.environ.get("QFLOW_LAB_SYSTEMD_DIR") or str(ROOT / ".lab-systemd"), "docker-config"))
+    os.environ.setdefault("DOCKER_CONFIG", str(SYSTEMD_LAB_DIR / "docker-config"))
+
+
+def in_containers():
+    """True when the modules run inside the node containers (profile systemd, deploy systemd)."""
+    return SYSTEMD and (os.environ.get("QFLOW_LAB_DEPLOY") or "systemd") == "systemd"
+
+
+def host_path(node, path):
+    """The controller-side path of a node's file given by the inventory (profile systemd, deploy systemd: a
+    container path, mapped through the node's bind mounts; otherwise the path itself)."""
+    path = str(path)
+    if in_containers():
+        for mount, sub in CONTAINER_MOUNTS:
+            if path == mount or path.startswith(mount + "/"):
+                return SYSTEMD_LAB_DIR / "nodes" / node / sub / path[len(mount):].lstrip("/")
+        raise AssertionError("%s of %s is not under a bind mount of the container" % (path, node))
+    return Path(path)
+
+
+def scratch(base, node):
+    """A per-test dir for node files the modules write and the test reads: (path on the node, path on the
+    controller). base is under the test's tmp_path; on profile systemd (deploy systemd) it lives in the container's
+    bind-mounted /var/lib/qflow-lab instead (a controller tmp dir does not exist inside the container)."""
+    base = Path(base)
+    if not in_containers():
+        return str(base / node), base / node
+    key = "-".join(p.name for p in (base.parents[1], base.parent, base))
+    on_node = "%s/%s/%s" % (SCRATCH, key, node)
+    return on_node, host_path(node, on_node)
+
+
+def node_pid(node):
+    """The node process's pid from `qflow-lab status --json` (a restart changes it), both profiles."""
+    status = json.loads(lab("status", "--json", check=False).stdout)
+    return {n["name"]: n.get("pid") for n in status["nodes"]}[node]
 
 
 def stub_host():
@@ -38,10 +80,39 @@ def stub_host():
 
 
 def lab_url(name):
-    """Prometheus or Alertmanager URL of the profile (systemd: the inventory's, on the lab network's gateway)."""
+    """Prometheus, Alertmanager or notification receiver URL of the profile (systemd: the inventory's, on the lab
+    network's gateway)."""
     if not SYSTEMD:
-        return {"prometheus": PROMETHEUS, "alertmanager": ALERTMANAGER}[name]
-    return yaml.safe_load(LAB_INVENTORY.read_text())["all"]["vars"]["qflow_%s_url" % name]
+        return {"prometheus": PROMETHEUS, "alertmanager": ALERTMANAGER, "receiver": RECEIVER}[name]
+    inv = yaml.safe_load(LAB_INVENTORY.read_text())["all"]["vars"]
+    if name == "receiver":
+        return inv["qflow_notify_webhook_url"].rsplit("/hooks/", 1)[0]
+    return inv["qflow_%s_url" % name]
+
+
+def ipfs_post(node, api, command, data=None, content_type=None, timeout=10):
+    """POST api/v0/<command> to a node's IPFS RPC API and return the body. On profile systemd (deploy systemd) the
+    API listens on localhost:5001 inside the container only, so the request is made there (docker exec)."""
+    url = "%s/api/v0/%s" % (api, command)
+    if not in_containers():
+        req = urllib.request.Request(url, data=data or b"", method="POST")
+        if content_type:
+            req.add_header("Content-Type", content_type)
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.read()
+    code = ("import sys, urllib.request\n"
+            "req = urllib.request.Request(sys.argv[1], data=sys.stdin.buffer.read(), method='POST')\n"
+            "if sys.argv[2]:\n    req.add_header('Content-Type', sys.argv[2])\n"
+            "try:\n    r = urllib.request.urlopen(req, timeout=%d)\n"
+            "except urllib.error.HTTPError as e:\n    sys.stdout.buffer.write(e.read()); sys.exit(22)\n"
+            "sys.stdout.buffer.write(r.read())\n" % timeout)
+    proc = subprocess.run(["docker", "exec", "-i", node, "python3", "-c", code, url, content_type or ""],
+                          input=data or b"", capture_output=True, timeout=timeout + 20)
+    if proc.returncode == 22:
+        raise urllib.error.HTTPError(url, 500, proc.stdout.decode(errors="replace"), None, None)
+    if proc.returncode != 0:
+        raise AssertionError("IPFS %s on %s failed: %s" % (command, node, proc.stderr.decode(errors="replace")))
+    return proc.stdout
 
 
 LAST_FAULT_END = [time.time()]  # when the last injected fault was healed (the session starts with heal all)

@@ -1,26 +1,27 @@
-"""qflow.ops.ipfs_repo against the lab's real IPFS daemons (js-ipfs, one per node), and the node's flows in IPFS."""
+"""qflow.ops.ipfs_repo against the lab's real IPFS daemons (js-ipfs, one per node; profile systemd: ipfs.service in
+each container, API on its localhost:5001), and the node's flows in IPFS."""
 
 from __future__ import annotations
 
 import json
+import os
+import urllib.error
 import urllib.request
 import uuid
 
 import pytest
 
+import labtest
 from labtest import BIN, SYSTEMD, hostvars, run_cmd
 
-pytestmark = pytest.mark.skipif(SYSTEMD, reason="the processes profile runs one IPFS daemon per node")
+pytestmark = pytest.mark.skipif(SYSTEMD and os.environ.get("QFLOW_LAB_DEPLOY") == "compose",
+                                reason="profile systemd, deploy compose: no IPFS daemon next to the node")
 
 NODE = "qflow-node-1"
 
 
 def ipfs_post(api, command, data=None, content_type=None):
-    req = urllib.request.Request("%s/api/v0/%s" % (api, command), data=data or b"", method="POST")
-    if content_type:
-        req.add_header("Content-Type", content_type)
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return r.read()
+    return labtest.ipfs_post(NODE, api, command, data, content_type)
 
 
 def ipfs_add(api, data, pin):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import qflow_ops
-from labtest import (ROOT, alertmanager_alerts, assert_all_green, items, lab, lab_hosts, node_addr, prom_value,
+from labtest import (ROOT, SYSTEMD, alertmanager_alerts, assert_all_green, items, lab, lab_hosts, node_addr, prom_value,
                       run_cmd, stub_host, wait_until)
 
 WINDOW = {"qflow_health_metrics_window": "1m"}
@@ -82,7 +82,10 @@ def test_each_fault_fails_its_item_on_its_node(backed_up, green_lab, report_dir)
         for node, (fault, _, _) in FAULTS.items():
             wait_until(lambda: _fault_visible(node, fault), timeout=150, what="%s on %s" % (fault, node))
         started = time.monotonic()
-        result = qflow_ops.run("morning-health-check", backed_up, extravars=WINDOW, report_dir=report_dir)
+        # profile systemd: the burner thread shares 2 cores with 8 containers and the playbook's SSH sessions, and
+        # its 1m CPU rate drops to ~55 % while the check runs (idle nodes: < 1 %); 40 % still separates them.
+        extra = dict(WINDOW, qflow_health_cpu_max_percent=40) if SYSTEMD else WINDOW
+        result = qflow_ops.run("morning-health-check", backed_up, extravars=extra, report_dir=report_dir)
         elapsed = time.monotonic() - started
     finally:
         lab("heal", "all", timeout=300)

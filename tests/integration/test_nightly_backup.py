@@ -5,18 +5,27 @@ from __future__ import annotations
 import json
 
 import qflow_ops
-from labtest import lab_hosts
+from labtest import lab_hosts, scratch
+
+NODE_NAMES = []
 
 
 def _with_backup_dirs(inventory_copy, base):
+    """Each node's backup dir in a per-test dir (labtest.scratch: on the node, read from the controller)."""
     def edit(data):
+        NODE_NAMES[:] = sorted(lab_hosts(data))
         for name, host in lab_hosts(data).items():
-            host["qflow_backup_dir"] = str(base / name)
+            host["qflow_backup_dir"] = scratch(base, name)[0]
     return inventory_copy(edit)
 
 
+def _dir(base, node):
+    return scratch(base, node)[1]
+
+
 def _archives(base):
-    return sorted(p.name for p in base.rglob("qflow-backup-*.tar.gz"))
+    return sorted(p.name for n in NODE_NAMES if _dir(base, n).exists()
+                  for p in _dir(base, n).rglob("qflow-backup-*.tar.gz"))
 
 
 def _changed(result):
@@ -39,7 +48,7 @@ def test_four_steps(lab_inventory, inventory_copy, tmp_path, report_dir):
     first = _archives(base)
     assert len(first) >= 8
     assert all(c["ok"] for c in r2.report["checks"])
-    catalog = json.loads((base / "qflow-node-1" / "catalog.json").read_text())
+    catalog = json.loads((_dir(base, "qflow-node-1") / "catalog.json").read_text())
     assert catalog["backups"][0]["verified"] is True
     # 3. check mode again: nothing to do
     r3 = qflow_ops.run("nightly-backup", inv, extravars=extra, check=True, report_dir=report_dir)
@@ -55,7 +64,7 @@ def test_corrupted_backup_fails_verification(lab_inventory, inventory_copy, tmp_
     base = tmp_path / "backups"
     inv = _with_backup_dirs(inventory_copy, base)
     assert qflow_ops.run("nightly-backup", inv, report_dir=report_dir).rc == 0
-    archive = sorted((base / "qflow-node-2").glob("qflow-backup-*.tar.gz"))[-1]
+    archive = sorted(_dir(base, "qflow-node-2").glob("qflow-backup-*.tar.gz"))[-1]
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 0xFF
     archive.write_bytes(bytes(data))

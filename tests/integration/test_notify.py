@@ -1,4 +1,5 @@
-"""qflow.ops.notify in a playbook against the lab's notification sink (qflow_lab.receiver, 127.0.0.1:19095/19025)."""
+"""qflow.ops.notify in a playbook against the lab's notification sink (qflow_lab.receiver: 127.0.0.1:19095/19025;
+profile systemd: on the lab network's gateway, :29095/29025)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import urllib.request
 
 import yaml
 
-from labtest import ROOT, run_cmd
+from labtest import ROOT, lab_url, run_cmd
 
-RECEIVER = "http://127.0.0.1:19095"
-
+# Notifications are sent from the controller, as the procedures send them (delegate_to: localhost): the play runs
+# on the controller with the node's inventory variables (on the processes profile the node is local anyway).
 PLAYBOOK = """
 - name: Notify through the lab receiver
   hosts: qflow-node-1
   gather_facts: false
+  connection: local
   vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
     run_id: "{{ lookup('ansible.builtin.env', 'NOTIFY_RUN_ID') }}"
   tasks:
     - name: Webhook from the inventory variable
@@ -81,15 +84,17 @@ PLAYBOOK = """
 
 
 def receiver(path, query=None):
-    url = RECEIVER + path + ("?" + urllib.parse.urlencode(query, doseq=True) if query else "")
+    url = lab_url("receiver") + path + ("?" + urllib.parse.urlencode(query, doseq=True) if query else "")
     with urllib.request.urlopen(url, timeout=10) as resp:
         return json.load(resp)
 
 
 def test_notify_playbook_against_the_lab_receiver(lab_inventory, tmp_path):
     inv = yaml.safe_load(lab_inventory.read_text())["all"]["vars"]
+    RECEIVER = lab_url("receiver")  # noqa: N806 - the sink's base URL
     assert inv["qflow_notify_webhook_url"] == RECEIVER + "/hooks/qflow"
-    assert (inv["qflow_smtp_host"], inv["qflow_smtp_port"]) == ("127.0.0.1", 19025)
+    assert inv["qflow_smtp_host"] == urllib.parse.urlsplit(RECEIVER).hostname
+    assert isinstance(inv["qflow_smtp_port"], int)
     run_id = "run%s" % secrets.token_hex(4)
     token = "XtokenX" + secrets.token_hex(12)
     secret_path = "/hooks/qflow/T0LAB/B0LAB/" + token

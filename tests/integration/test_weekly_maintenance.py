@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import qflow_ops
-from labtest import LAB_INVENTORY, LAB_NODES, SYSTEMD, hostvars, lab, lab_hosts
+from labtest import LAB_INVENTORY, LAB_NODES, host_path, hostvars, lab, lab_hosts, lab_url, node_addr, scratch
 
 NODES = ["qflow-node-1", "qflow-node-2", "qflow-node-3"]
 LIMIT = ",".join(NODES)
@@ -23,16 +23,16 @@ OLD = time.time() - 40 * 86400
 LAB_TOLERANCES = {"cpu_percent": 1000, "memory_percent": 100, "execution_p95_seconds": 300,
                   "node_selection_p95_ms": 300, "flow_success_rate": 5}
 
-pytestmark = pytest.mark.skipif(SYSTEMD, reason="processes profile: node files are read from the controller")
-
 
 def _inventory(inventory_copy, base):
-    """Backups, baselines and certificates of the nodes under base (per test); the rest is the lab's."""
+    """Backups, baselines and certificates of the nodes under base (per test, labtest.scratch: a dir on the node
+    that the controller reads); the rest is the lab's."""
     def edit(data):
         for name, host in lab_hosts(data).items():
-            host["qflow_backup_dir"] = str(base / name / "backups")
-            host["qflow_cert_path"] = str(base / name / "tls" / "qflow.crt")
-            host["qflow_cert_key_path"] = str(base / name / "tls" / "qflow.key")
+            on_node = scratch(base, name)[0]
+            host["qflow_backup_dir"] = on_node + "/backups"
+            host["qflow_cert_path"] = on_node + "/tls/qflow.crt"
+            host["qflow_cert_key_path"] = on_node + "/tls/qflow.key"
     return inventory_copy(edit)
 
 
@@ -72,15 +72,16 @@ def snapshot(inventory, base):
     snap = {"pids": {n: p for n, p in _pids().items() if n in NODES}}
     for node in NODES:
         hv = hostvars(inventory, node)
-        etc = Path(hv["qflow_config_path"]).parent
-        logs = {p.name: _sha(p) for p in Path(hv["qflow_log_dir"]).glob("qflow.log.*") if p.stat().st_mtime < OLD + 86400}
+        etc = host_path(node, hv["qflow_config_path"]).parent
+        logs = {p.name: _sha(p) for p in host_path(node, hv["qflow_log_dir"]).glob("qflow.log.*")
+                if p.stat().st_mtime < OLD + 86400}
         flows = sorted(f["id"] for f in _get(hv["qflow_api_url"] + "/api/v1/flows", hv["qflow_api_token"])["flows"])
-        snap[node] = {"etc": _tree(etc), "base": _tree(base / node), "old_logs": logs, "flows": flows}
+        snap[node] = {"etc": _tree(etc), "base": _tree(scratch(base, node)[1]), "old_logs": logs, "flows": flows}
     return snap
 
 
 def _old_rotated_log(inventory, node):
-    path = Path(hostvars(inventory, node)["qflow_log_dir"]) / "qflow.log.9"
+    path = host_path(node, hostvars(inventory, node)["qflow_log_dir"]) / "qflow.log.9"
     path.write_text('{"level": "info", "message": "from last month"}\n')
     os.utime(path, (OLD, OLD))
     return path
@@ -95,7 +96,7 @@ def _values(result, item):
 
 
 def _messages():
-    with urllib.request.urlopen("http://127.0.0.1:19095/messages", timeout=10) as resp:
+    with urllib.request.urlopen(lab_url("receiver") + "/messages", timeout=10) as resp:
         return json.load(resp)
 
 
@@ -107,7 +108,7 @@ def _fresh_rotation_state():
     """Make the JWT secrets of the nodes 'age unknown' (so the window rotates them) and the inventory's tokens
     signed with the current secrets (so they stay valid through one rotation, as the previous secret)."""
     for node in NODES:
-        Path(hostvars(LAB_INVENTORY, node)["qflow_env_path"] + ".meta.json").unlink(missing_ok=True)
+        host_path(node, hostvars(LAB_INVENTORY, node)["qflow_env_path"] + ".meta.json").unlink(missing_ok=True)
     lab("up", "--nodes", str(LAB_NODES), timeout=600)
 
 
@@ -163,7 +164,7 @@ def _assert_no_secret_leaked(inv, result, report_dir):
     for node in NODES:
         hv = hostvars(inv, node)
         secrets.add(hv["qflow_api_token"])
-        for line in Path(hv["qflow_env_path"]).read_text().splitlines():
+        for line in host_path(node, hv["qflow_env_path"]).read_text().splitlines():
             key, _, value = line.partition("=")
             if key.startswith(("QFLOW_JWT_SECRET", "QFLOW_ENCRYPTION_KEY")) and value:
                 secrets.add(value)
@@ -178,7 +179,7 @@ def test_invalid_security_settings_are_refused(green_lab, inventory_copy, tmp_pa
     base = tmp_path / "nodes"
     inv = _inventory(inventory_copy, base)
     node = "qflow-node-2"
-    config = Path(hostvars(inv, node)["qflow_config_path"])
+    config = host_path(node, hostvars(inv, node)["qflow_config_path"])
     for bad, key_path in (({"security.jwtExpirationHours": "twelve"}, "qflow.security.jwtExpirationHours"),
                           ({"security.tokenLifetime": 12}, "qflow.security.tokenLifetime"),
                           ({"security.maxRequestsPerMinute": 0}, "qflow.security.maxRequestsPerMinute")):
@@ -196,7 +197,7 @@ def test_invalid_security_settings_are_refused(green_lab, inventory_copy, tmp_pa
 def test_failed_restart_is_rolled_back_and_stops_the_window(green_lab, inventory_copy, tmp_path, report_dir):
     base = tmp_path / "nodes"
     inv = _inventory(inventory_copy, base)
-    configs = {n: Path(hostvars(inv, n)["qflow_config_path"]) for n in NODES}
+    configs = {n: host_path(n, hostvars(inv, n)["qflow_config_path"]) for n in NODES}
     before = {n: p.read_bytes() for n, p in configs.items()}
     pids = _pids()
     sent = len(_messages())
@@ -214,7 +215,7 @@ def test_failed_restart_is_rolled_back_and_stops_the_window(green_lab, inventory
     assert now["qflow-node-1"] != pids["qflow-node-1"]
     assert now["qflow-node-2"] == pids["qflow-node-2"] and now["qflow-node-3"] == pids["qflow-node-3"]
     assert any("STOPPED on qflow-node-1" in t for t in _titles(sent))
-    with urllib.request.urlopen("http://%s:8080/health/ready" % "127.0.1.1", timeout=10) as resp:
+    with urllib.request.urlopen("http://%s:8080/health/ready" % node_addr("qflow-node-1"), timeout=10) as resp:
         assert resp.status == 200
 
 
