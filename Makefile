@@ -45,7 +45,7 @@ ipfs: lab/ipfs/node_modules/.installed
 
 lab/ipfs/node_modules/.installed: lab/ipfs/package.json lab/ipfs/package-lock.json
 	@echo "== npm ci in lab/ipfs (js-ipfs for the lab; about 3 min with a cold npm cache)"
-	cd lab/ipfs && NO_UPDATE_NOTIFIER=1 npm ci --no-audit --no-fund --loglevel=error
+	(cd lab/ipfs && NO_UPDATE_NOTIFIER=1 npm ci --no-audit --no-fund --loglevel=error)
 	touch $@
 
 link:
