@@ -447,17 +447,22 @@ def cmd_fault(args):
             raise LabError("could not stop %s: %s" % (prog, (p.stdout + p.stderr).strip()))
         print("%s: stopped %s (fault ipfs_down)" % (args.node, prog))
         return 0
-    path = _faults_file(lab, args.node)
+    faults = add_fault(_faults_file(lab, args.node), args.kind)
+    print("%s: faults %s" % (args.node, ", ".join(faults)))
+    return 0
+
+
+def add_fault(path, kind):
+    """Add kind to the node's faults file (the node polls it); return the faults now set."""
     try:
         with open(path) as fh:
             faults = json.load(fh).get("faults", [])
     except (OSError, ValueError):
         faults = []
-    if args.kind not in faults:
-        faults.append(args.kind)
+    if kind not in faults:
+        faults.append(kind)
     write_file(path, json.dumps({"faults": faults}) + "\n")
-    print("%s: faults %s" % (args.node, ", ".join(faults)))
-    return 0
+    return faults
 
 
 def cmd_heal(args):

@@ -820,16 +820,8 @@ def cmd_fault(args):
             docker(lab, "stop", "-t", "10", args.node, timeout=30)
         print("%s: stopped (fault down)" % args.node)
         return 0
-    path = _faults(lab, args.node)
-    try:
-        with open(path) as fh:
-            faults = json.load(fh).get("faults", [])
-    except (OSError, ValueError):
-        faults = []
-    if args.kind not in faults:
-        faults.append(args.kind)
     # the file is bind-mounted at /var/lib/qflow-lab/faults.json in the container; the node polls it
-    cli.write_file(path, json.dumps({"faults": faults}) + "\n")
+    faults = cli.add_fault(_faults(lab, args.node), args.kind)
     print("%s: faults %s" % (args.node, ", ".join(faults)))
     return 0
 

@@ -162,7 +162,8 @@ def safe_url(url):
     return '%s://%s%s' % (parts.scheme, netloc, parts.path)
 
 
-def _scrub(text, secrets):
+def scrub(text, secrets):
+    """text with every secret value replaced by ********."""
     text = to_text(text, errors='surrogate_or_replace')
     for secret in secrets:
         if secret:
@@ -215,7 +216,7 @@ def fetch(url, method='GET', headers=None, data=None, timeout=10, validate_certs
     method = method.upper()
     idempotent = method in ('GET', 'HEAD')
     attempts = 1 + (max(0, int(retries or 0)) if idempotent else 0)
-    shown = _scrub(safe_url(url), secrets)
+    shown = scrub(safe_url(url), secrets)
     hint = (' ' + hint) if hint else ''
     last_error = None
     for attempt in range(attempts):
@@ -243,22 +244,22 @@ def fetch(url, method='GET', headers=None, data=None, timeout=10, validate_certs
             if _is_timeout(e):
                 raise QflowHttpError(
                     '%s at %s did not answer within the timeout of %s s (%s).%s Raise timeout if the service is just slow.'
-                    % (what, shown, timeout, _scrub(_reason(e), secrets), hint),
+                    % (what, shown, timeout, scrub(_reason(e), secrets), hint),
                     url=shown, kind='timeout')
             if isinstance(e, (ssl.SSLError, getattr(ssl, 'CertificateError', ssl.SSLError))) or \
                     (isinstance(e, UrlsConnectionError) and 'SSL' in to_native(e)) or \
                     (isinstance(e, URLError) and isinstance(getattr(e, 'reason', None), ssl.SSLError)):
                 raise QflowHttpError(
                     'TLS error talking to %s at %s: %s. Set ca_path (QFLOW_CA_PATH) to the CA bundle that signed the '
-                    'certificate, or validate_certs=false for a lab.' % (_lower(what), shown, _scrub(_reason(e), secrets)),
+                    'certificate, or validate_certs=false for a lab.' % (_lower(what), shown, scrub(_reason(e), secrets)),
                     url=shown, kind='tls')
             if isinstance(e, (HTTPException, ValueError)) and not isinstance(e, URLError):
                 kind = 'protocol'
                 msg = '%s at %s did not answer with valid HTTP (%s: %s).%s' % (
-                    what, shown, e.__class__.__name__, _scrub(repr(_reason(e).strip()[:BODY_PREVIEW]), secrets), hint)
+                    what, shown, e.__class__.__name__, scrub(repr(_reason(e).strip()[:BODY_PREVIEW]), secrets), hint)
             else:
                 kind = 'connection'
-                msg = 'Cannot reach %s at %s: %s.%s' % (_lower(what), shown, _scrub(_reason(e), secrets), hint)
+                msg = 'Cannot reach %s at %s: %s.%s' % (_lower(what), shown, scrub(_reason(e), secrets), hint)
             last_error = QflowHttpError(msg, url=shown, kind=kind)
             continue
         elapsed_ms = round((time.time() - start) * 1000.0, 1)
@@ -394,7 +395,7 @@ class QflowClient(object):
             raise QflowHttpError(
                 'Qflow API %s %s (%s) answered HTTP %s with a body that is not JSON: %s. Check that api_url points to a '
                 'Qflow node (not a proxy or another service).'
-                % (method, shown_path, resp.url, resp.status, _scrub(preview(resp.body), self._secrets())),
+                % (method, shown_path, resp.url, resp.status, scrub(preview(resp.body), self._secrets())),
                 url=resp.url, status=resp.status, kind='garbage', body=resp.body)
         rid = None
         if isinstance(envelope, dict):
@@ -424,7 +425,7 @@ class QflowClient(object):
         msg = 'Qflow API %s %s answered %s%s: %s (requestId %s). %s' % (
             response.method, response.path, status, (' ' + to_text(code)) if code else '',
             to_text(message), response.request_id, hint)
-        return QflowApiError(_scrub(msg, self._secrets()), status=status, code=code, details=details,
+        return QflowApiError(scrub(msg, self._secrets()), status=status, code=code, details=details,
                              request_id=response.request_id, url=self.url(response.path))
 
     # -- public API -----------------------------------------------------------------------------------

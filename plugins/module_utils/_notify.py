@@ -24,7 +24,7 @@ from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.module_utils.six.moves.urllib.parse import urlsplit
 
-from ansible_collections.qflow.ops.plugins.module_utils._api import QflowHttpError, fetch, http_argument_spec, preview
+from ansible_collections.qflow.ops.plugins.module_utils._api import QflowHttpError, fetch, http_argument_spec, preview, scrub
 
 CHANNELS = ('webhook', 'http', 'email')
 SEVERITIES = ('ok', 'info', 'warning', 'critical')
@@ -102,14 +102,6 @@ def url_secrets(url):
             out.append(value)
     out.extend(seg for seg in parts.path.split('/') if len(seg) >= 8)
     return sorted(set(out), key=len, reverse=True)
-
-
-def scrub(text, secrets):
-    text = to_text(text, errors='surrogate_or_replace')
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, '********')
-    return text
 
 
 def sensitive_header_values(headers):
