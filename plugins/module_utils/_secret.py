@@ -64,7 +64,8 @@ def parse_env(text):
 
 
 def render_env(lines, new_values):
-    """Replace the value of every line of a key in new_values; append keys that have no line. Return the text."""
+    """Replace the value of every line of a key in new_values (a value of None removes the line); append keys that
+    have no line. Return the text."""
     out = []
     seen = set()
     for line in lines:
@@ -72,9 +73,11 @@ def render_env(lines, new_values):
         if match and not line.lstrip().startswith('#') and match.group(2) in new_values:
             name = match.group(2)
             seen.add(name)
+            if new_values[name] is None:
+                continue
             line = match.group(1) + name + match.group(3) + new_values[name] + (match.group(5) or '')
         out.append(line)
-    missing = [name for name in new_values if name not in seen]
+    missing = [name for name in new_values if name not in seen and new_values[name] is not None]
     if missing and out and not out[-1].endswith('\n'):
         out[-1] += '\n'
     for name in missing:
@@ -182,6 +185,10 @@ def plan(env_path, names, state, length, min_length, max_age, now, check_mode, k
         for name in changed:
             if values.get(name):
                 written[previous_name(name)] = values[name]
+    elif state == 'rotated':  # no grace: a previous value left by an earlier rotation must stop working too
+        for name in changed:
+            if values.get(previous_name(name)):
+                written[previous_name(name)] = None
 
     fingerprints = {}
     before_lines, after_lines = [], []

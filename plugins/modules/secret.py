@@ -103,6 +103,8 @@ options:
         replaced), so that tokens signed with the old JWT secret stay valid until the next rotation and data
         encrypted with the old key can still be read (node contract, secret rotation grace).
       - The next rotation replaces C(<NAME>_PREVIOUS) again, so at most two values are accepted at any time.
+      - With V(false), a rotated name's C(<NAME>_PREVIOUS) line left by an earlier rotation is removed, so only the new
+        value is accepted - every token signed before is revoked (the security breach procedure).
       - The C(_PREVIOUS) lines are shown redacted in the diff, like the secrets themselves.
     type: bool
     default: true

@@ -151,6 +151,25 @@ def test_keep_previous_false_writes_only_the_new_values(env):
     assert 'PREVIOUS' not in res['diff']['after']
 
 
+def test_keep_previous_false_removes_the_previous_value_of_an_earlier_rotation(env):
+    """Revoke-all: after a graceful rotation, a rotation without grace leaves only the new value valid."""
+    args = {'env_path': env, 'state': 'rotated', 'names': ['QFLOW_JWT_SECRET']}
+    res, failed = run_module(secret, args)
+    first = values(env)['QFLOW_JWT_SECRET']
+    assert not failed and values(env)['QFLOW_JWT_SECRET_PREVIOUS'] == OLD_JWT
+    res, failed = run_module(secret, dict(args, keep_previous=False), check_mode=True, diff=True)
+    assert not failed and res['changed'] is True and values(env)['QFLOW_JWT_SECRET'] == first  # check mode
+    assert 'QFLOW_JWT_SECRET_PREVIOUS=<unset>' in res['diff']['after']
+    res, failed = run_module(secret, dict(args, keep_previous=False), diff=True)
+    assert not failed and res['changed'] is True, res
+    now = values(env)
+    assert 'QFLOW_JWT_SECRET_PREVIOUS' not in now and now['QFLOW_JWT_SECRET'] not in (first, OLD_JWT)
+    text = read(env).decode()
+    assert 'PREVIOUS' not in text and OLD_JWT not in text and first not in text
+    assert 'QFLOW_JWT_SECRET_PREVIOUS=<unset>' in res['diff']['after']
+    assert_no_secret(res, OLD_JWT, first, now['QFLOW_JWT_SECRET'])
+
+
 def test_second_rotation_replaces_the_previous_value(env):
     args = {'env_path': env, 'state': 'rotated', 'names': ['QFLOW_JWT_SECRET']}
     res, failed = run_module(secret, args)
