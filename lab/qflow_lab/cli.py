@@ -4,13 +4,16 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
-from . import render
+from . import releases, render
+from .node.modes import all_disabled, write_modes_file
+from .node.release import DEFECTS
 from .tokens import make_token, operator_token
 
 FAULT_KINDS = ("down", "not_ready", "slow", "errors", "validation", "cpu", "memory", "alert", "cache", "hang",
@@ -89,6 +92,30 @@ def read_env(path):
     except OSError:
         pass
     return env
+
+
+def ensure_env_keys(path, wanted):
+    """Append the keys of `wanted` missing from an existing env file (mode kept). Return the keys added."""
+    have = read_env(path)
+    missing = [k for k in wanted if k not in have]
+    if missing:
+        with open(path) as fh:
+            text = fh.read()
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += "".join("%s=%s\n" % (k, wanted[k]) for k in missing)
+        write_file(path, text, os.stat(path).st_mode & 0o777)
+    return missing
+
+
+def modes_file(env_path):
+    """The node's operating modes file (QFLOW_MODES_FILE, default qflow-modes.json next to the env file)."""
+    return read_env(env_path).get("QFLOW_MODES_FILE") or os.path.join(os.path.dirname(env_path), "qflow-modes.json")
+
+
+def clear_modes(env_path):
+    """Lab convenience for heal: every operating mode disabled (the node polls the file)."""
+    write_modes_file(modes_file(env_path), all_disabled())
 
 
 # ------------------------------------------------------------------ supervisor / http
@@ -227,6 +254,7 @@ def cmd_up(args):
         os.makedirs(os.path.join(lab, sub), exist_ok=True)
     os.chmod(lab, 0o700)
     tokens = {}
+    migrated = []
     for i in range(1, n + 1):
         name = render.node_name(i)
         nd = node_dir(lab, name)
@@ -244,6 +272,9 @@ def cmd_up(args):
         enc = old.get("QFLOW_ENCRYPTION_KEY") or secrets.token_hex(32)
         if not old:
             write_file(envp, render.node_env(i, nd, secret, enc), 0o600)
+        elif ensure_env_keys(envp, render.node_env_paths(nd)):
+            migrated.append(name)  # an env file from before the incident extensions: restart to load the keys
+        releases.ensure_initial(os.path.join(nd, "releases"))
         faults = os.path.join(nd, "faults.json")
         if not os.path.exists(faults):
             write_file(faults, json.dumps({"faults": []}) + "\n")
@@ -276,6 +307,8 @@ def cmd_up(args):
         for name, (state, _) in program_states(lab).items():
             if state not in ("RUNNING", "STARTING"):
                 supervisorctl(lab, "start", name)
+            elif name in migrated:
+                supervisorctl(lab, "restart", name)
         http_post("http://%s/-/reload" % render.PROMETHEUS_ADDR)
 
     targets = {render.node_name(i): (lambda i=i: node_ready(i)) for i in range(1, n + 1)}
@@ -334,6 +367,7 @@ def write_inventory(path, lab, n, tokens):
             "qflow_data_dir": os.path.join(nd, "data"),
             "qflow_log_dir": os.path.join(nd, "log"),
             "qflow_backup_dir": os.path.join(nd, "backups"),
+            "qflow_release_dir": os.path.join(nd, "releases"),
             "qflow_service_backend": "supervisor",
             "qflow_service_name": name,
             "qflow_supervisor_config": conf_path(lab),
@@ -473,6 +507,7 @@ def cmd_heal(args):
         raise LabError("the lab is not running; use qflow-lab up")
     for name in names:
         write_file(_faults_file(lab, name), json.dumps({"faults": []}) + "\n")
+        clear_modes(os.path.join(node_dir(lab, name), "etc", "qflow.env"))
     states = program_states(lab)
     to_start = [nm for nm in names if states.get(nm, ("?",))[0] not in ("RUNNING", "STARTING")]
     to_start += [render.ipfs_program(idx[nm]) for nm in names
@@ -486,6 +521,136 @@ def cmd_heal(args):
     wait_ready(lab, targets, args.timeout)
     print("healed: %s" % ", ".join(names))
     return 0
+
+
+def release_dir(lab, name):
+    return read_env(os.path.join(node_dir(lab, name), "etc", "qflow.env")).get("QFLOW_RELEASE_DIR") \
+        or os.path.join(node_dir(lab, name), "releases")
+
+
+def do_release(directory, args):
+    """Deploy args.version (with args.defect) in `directory`; return the line to print."""
+    try:
+        previous = releases.deploy(directory, args.version, args.defect or ())
+    except (releases.ReleaseError, OSError) as exc:
+        raise LabError("%s: %s" % (args.node, exc), 2 if isinstance(exc, releases.ReleaseError) else 1)
+    return "%s: release %s%s deployed in %s (current -> %s, was %s)" % (
+        args.node, args.version, " with defect %s" % ",".join(sorted(set(args.defect))) if args.defect else "",
+        directory, args.version, previous or "none")
+
+
+def wait_release(lab, name, check, args):
+    """After a restart: ready -> 0; a crash-defect release that does not come up -> 0 (expected); else 1."""
+    deadline = time.monotonic() + args.timeout
+    crash = "crash" in (args.defect or ())
+    while time.monotonic() < deadline:
+        if check():
+            print("%s: restarted, ready, version %s" % (name, args.version))
+            return 0 if not crash else 1
+        state = program_states(lab).get(name, ("?",))[0]
+        if crash and state in ("FATAL", "BACKOFF", "EXITED", "STOPPED"):
+            print("%s: restarted; the node did not come up (%s), as expected for defect crash (log: %s)"
+                  % (name, state, log_hint(lab, name)))
+            return 0
+        if not crash and state in ("FATAL", "EXITED", "STOPPED"):
+            break
+        time.sleep(0.3)
+    print("%s: not ready after the restart (log: %s)" % (name, log_hint(lab, name)))
+    return 0 if crash else 1
+
+
+def cmd_release(args):
+    lab = lab_dir()
+    i = node_index(lab, args.node)
+    print(do_release(release_dir(lab, args.node), args))
+    if args.no_restart:
+        print("%s: not restarted (--no-restart): the node reports the new version after its next restart" % args.node)
+        return 0
+    if supervisord_pid(lab) is None:
+        raise LabError("the lab is not running; use qflow-lab up")
+    supervisorctl(lab, "restart", args.node)
+    return wait_release(lab, args.node, lambda: node_ready(i), args)
+
+
+def corrupt_state_db(path, pages=8, attempts=3):
+    """Overwrite `pages` pages in the middle of a live SQLite database with random bytes, until
+    PRAGMA integrity_check fails. Return a dict describing what was done."""
+    if not os.path.isfile(path):
+        raise LabError("no database at %s" % path)
+    con = sqlite3.connect(path, timeout=15)
+    try:
+        con.execute("PRAGMA busy_timeout=15000")
+        # move every committed page into the main file, so no WAL frame shadows (and later repairs) the damage
+        busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        page_size = con.execute("PRAGMA page_size").fetchone()[0]
+        count = con.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        con.close()
+    if count < 8:
+        raise LabError("%s has only %d pages; nothing worth corrupting" % (path, count))
+    n = max(1, min(pages, count // 4))
+    ranges = []
+    problems = []
+    for attempt in range(attempts):
+        first = max(2, count // 2 - n // 2 + attempt * n)  # 1-based; page 1 (header, schema root) is kept
+        last = min(count, first + n - 1)
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, os.urandom((last - first + 1) * page_size), (first - 1) * page_size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        ranges.append((first, last))
+        # a commit from another connection makes the node's connection drop its page cache (it reads the damage)
+        con = sqlite3.connect(path, timeout=15)
+        try:
+            uv = con.execute("PRAGMA user_version").fetchone()[0]
+            con.execute("PRAGMA user_version = %d" % (uv + 1))
+            con.commit()
+        except sqlite3.Error:
+            pass
+        finally:
+            con.close()
+        problems = integrity_problems(path)
+        if problems:
+            break
+    return {"path": path, "page_size": page_size, "page_count": count, "ranges": ranges,
+            "checkpoint_busy": bool(busy), "integrity_problems": problems}
+
+
+def integrity_problems(path, limit=20):
+    """The rows of PRAGMA integrity_check other than 'ok' (an error opening or reading counts as one)."""
+    try:
+        con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=15)
+        try:
+            rows = [r[0] for r in con.execute("PRAGMA integrity_check(%d)" % limit)]
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return ["%s: %s" % (exc.__class__.__name__, exc)]
+    return [] if rows == ["ok"] else rows
+
+
+def print_corrupt(name, r):
+    spans = ", ".join("%d-%d" % rg for rg in r["ranges"])
+    print("%s: overwrote pages %s of %d (%d bytes each) of %s with random bytes"
+          % (name, spans, r["page_count"], r["page_size"], r["path"]))
+    if r["integrity_problems"]:
+        print("%s: PRAGMA integrity_check reports %d problem(s), first: %s"
+              % (name, len(r["integrity_problems"]), r["integrity_problems"][0]))
+        print("%s: restore it from a backup (or stop the node, delete %s* and start it: an empty state.db)"
+              % (name, r["path"]))
+        return 0
+    print("%s: PRAGMA integrity_check still reports ok (the damaged pages were unused); run corrupt again" % name)
+    return 1
+
+
+def cmd_corrupt(args):
+    lab = lab_dir()
+    node_index(lab, args.node)
+    data = read_env(os.path.join(node_dir(lab, args.node), "etc", "qflow.env")).get("QFLOW_DATA_DIR") \
+        or os.path.join(node_dir(lab, args.node), "data")
+    return print_corrupt(args.node, corrupt_state_db(os.path.join(data, "state.db"), args.pages))
 
 
 def cmd_token(args):
@@ -526,6 +691,18 @@ def build_parser():
     p.add_argument("node", help="node name or 'all'")
     p.add_argument("--timeout", type=int, default=60)
     p.set_defaults(fn=cmd_heal)
+    p = sub.add_parser("release", help="deploy a release on a node (release dir, current, history) and restart it")
+    p.add_argument("node")
+    p.add_argument("version")
+    p.add_argument("--defect", action="append", choices=DEFECTS,
+                   help="lab defect: crash (the node exits 1 at start) or errors (every execution fails)")
+    p.add_argument("--no-restart", action="store_true", help="do not restart the node")
+    p.add_argument("--timeout", type=int, default=30, help="seconds to wait for the restarted node")
+    p.set_defaults(fn=cmd_release)
+    p = sub.add_parser("corrupt", help="overwrite pages in the middle of the node's state.db with random bytes")
+    p.add_argument("node")
+    p.add_argument("--pages", type=int, default=8, help="pages per attempt (default 8)")
+    p.set_defaults(fn=cmd_corrupt)
     p = sub.add_parser("token", help="print a token for a node (tests)")
     p.add_argument("node")
     p.add_argument("--wrong-secret", action="store_true", help="sign with a random secret")

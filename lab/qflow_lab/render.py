@@ -95,8 +95,14 @@ def node_env(i, node_dir, secret, enc_key):
         "QFLOW_HOST=%s" % node_ip(i),
         "QFLOW_PORT=8080",
         "QFLOW_METRICS_PORT=9090",
-    ]
+    ] + ["%s=%s" % kv for kv in node_env_paths(node_dir).items()]
     return "\n".join(lines) + "\n"
+
+
+def node_env_paths(node_dir):
+    """Env keys of the incident extensions (contract §2.1): operating modes file and release dir."""
+    return {"QFLOW_MODES_FILE": "%s/etc/qflow-modes.json" % node_dir,
+            "QFLOW_RELEASE_DIR": "%s/releases" % node_dir}
 
 
 def _env_value(v):

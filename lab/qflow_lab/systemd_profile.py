@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 
-from . import cli, render
+from . import cli, releases, render
+from .node.modes import all_disabled, write_modes_file
 from .tokens import make_token, operator_token
 
 PROFILES = ("processes", "systemd")
@@ -38,6 +39,9 @@ JSIPFS_DIR = "/opt/qflow/ipfs"
 RECEIVER_PORT = 29095
 RECEIVER_SMTP_PORT = 29025
 LabError = cli.LabError
+# incident extensions (contract §2.1): the modes file next to the env file, the release dir in the lab mount
+RELEASE_DIR = "/var/lib/qflow-lab/releases"
+ENV_PATHS = {"QFLOW_MODES_FILE": "/etc/qflow/qflow-modes.json", "QFLOW_RELEASE_DIR": RELEASE_DIR}
 
 
 # ------------------------------------------------------------------ pure: names, files, inventory
@@ -60,6 +64,7 @@ def node_dir(lab, name):
 def node_env(i, secret, enc_key):
     """render.node_env with the production paths; the node listens on every address of its container."""
     override = {"QFLOW_DATA_DIR": "/var/lib/qflow", "QFLOW_LOG_DIR": "/var/log/qflow", "QFLOW_HOST": "0.0.0.0"}
+    override.update(ENV_PATHS)
     lines = []
     for line in render.node_env(i, "/unused", secret, enc_key).splitlines():
         key = line.partition("=")[0]
@@ -217,6 +222,8 @@ def inventory(lab, n, tokens, deploy, listen_host, python=sys.executable):
             "qflow_data_dir": paths["data"],
             "qflow_log_dir": paths["log"],
             "qflow_backup_dir": paths["backups"],
+            # the release dir is in the lab mount (/var/lib/qflow-lab in the container)
+            "qflow_release_dir": os.path.join(paths["lab"], "releases"),
         })
         if deploy == "systemd":
             # the modules that call IPFS (ipfs_repo, backup) run on the node: its own ipfs.service
@@ -590,6 +597,9 @@ def cmd_up(args):
         secret = old.get("QFLOW_JWT_SECRET") or secrets.token_hex(32)
         if not old:
             cli.write_file(envp, node_env(i, secret, secrets.token_hex(32)), 0o600)
+        else:  # an env file from before the incident extensions (the recreated container loads the keys)
+            cli.ensure_env_keys(envp, ENV_PATHS)
+        releases.ensure_initial(host_release_dir(lab, name))
         faults = os.path.join(nd, "lab", "faults.json")
         if not os.path.exists(faults):
             cli.write_file(faults, json.dumps({"faults": []}) + "\n")
@@ -836,6 +846,7 @@ def cmd_heal(args):
     have = containers(lab)
     for name in names:
         cli.write_file(_faults(lab, name), json.dumps({"faults": []}) + "\n")
+        write_modes_file(os.path.join(node_dir(lab, name), "etc", "qflow-modes.json"), all_disabled())
         if have.get(name, {}).get("state") != "running":
             docker(lab, "start", name)
         if deploy == "systemd":
@@ -852,6 +863,43 @@ def cmd_heal(args):
     wait_for(lab, checks, args.timeout)
     print("healed: %s" % ", ".join(names))
     return 0
+
+
+def host_release_dir(lab, name):
+    """The host side of the container's /var/lib/qflow-lab/releases."""
+    return os.path.join(node_dir(lab, name), "lab", "releases")
+
+
+def cmd_release(args):
+    lab = lab_dir()
+    i = node_index(lab, args.node)
+    print(cli.do_release(host_release_dir(lab, args.node), args))
+    if args.no_restart:
+        print("%s: not restarted (--no-restart)" % args.node)
+        return 0
+    if not docker_up(lab):
+        raise LabError("the lab is not running; use qflow-lab up --profile systemd")
+    if read_state(lab).get("deploy", "systemd") == "systemd":
+        docker(lab, "exec", args.node, "systemctl", "restart", "qflow", check=False, timeout=60)
+    else:
+        docker(lab, "restart", "-t", "10", args.node, check=False, timeout=60)
+    crash = "crash" in (args.defect or ())
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if node_ready(i):
+            print("%s: restarted, ready, version %s" % (args.node, args.version))
+            return 1 if crash else 0
+        time.sleep(0.5)
+    print("%s: not ready %d s after the restart%s" % (args.node, args.timeout,
+                                                      ", as expected for defect crash" if crash else ""))
+    return 0 if crash else 1
+
+
+def cmd_corrupt(args):
+    lab = lab_dir()
+    node_index(lab, args.node)
+    path = os.path.join(node_dir(lab, args.node), "data", "state.db")  # /var/lib/qflow/state.db in the container
+    return cli.print_corrupt(args.node, cli.corrupt_state_db(path, args.pages))
 
 
 def cmd_token(args):

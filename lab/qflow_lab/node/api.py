@@ -12,12 +12,18 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import VERSION
 from . import flows as flowlib
-from .auth import TokenError, has_all, is_admin, verify_token
-from .engine import EngineError
+from .auth import TokenError, decode_token, has_all, is_admin, verify_token
+from .engine import EngineError, ModeRefused
+from .modes import MODES, ModeError
 from .util import iso, new_id
 
 FLOW_PERMS = ["flow:create", "flow:execute", "flow:read"]
 MAX_BODY = 10 * 1024 * 1024
+MODE_ERRORS = {
+    "emergency": (503, "EMERGENCY_MODE", "Emergency mode is enabled: new executions are refused; reads keep working"),
+    "isolation": (503, "NODE_ISOLATED", "Node is isolated: the API is closed except /api/v1/system/modes"),
+}
+MAX_REASON = 1000
 
 
 class ApiError(Exception):
@@ -27,10 +33,12 @@ class ApiError(Exception):
 
 
 class Request:
-    def __init__(self, method, path, query, headers, body):
+    def __init__(self, method, path, query, headers, body, client_ip=None):
         self.method, self.path, self.query, self.headers, self.body = method, path, query, headers, body
+        self.client_ip = client_ip
         self.params = {}
         self.identity = None
+        self.nonce = None
         self.permissions = []
 
     def q(self, name, default=None):
@@ -72,7 +80,8 @@ def _can_admin(req):
 # ------------------------------------------------------------------ health / docs
 @route("GET", "/health", "N")
 def health(node, req):
-    return 200, {"status": "healthy", "timestamp": iso(), "version": VERSION, "uptime": node.uptime(),
+    status = "isolated" if node.modes.enabled("isolation") else "healthy"
+    return 200, {"status": status, "timestamp": iso(), "version": node.version, "uptime": node.uptime(),
                  "nodeId": node.node_id}
 
 
@@ -111,7 +120,7 @@ def _memory():
 
 @route("GET", "/api/v1/system/info")
 def system_info(node, req):
-    return 200, {"name": "Qflow", "version": VERSION, "description": "Serverless, distributed automation engine",
+    return 200, {"name": "Qflow", "version": node.version, "description": "Serverless, distributed automation engine",
                  "uptime": node.uptime(), "nodeVersion": "python-" + platform.python_version(),
                  "platform": platform.system().lower(), "architecture": platform.machine(), "memory": _memory(),
                  "nodeId": node.node_id, "timestamp": iso()}
@@ -131,6 +140,39 @@ def system_metrics(node, req):
                    "cpu": {"user": int(t.user * 1e6), "system": int(t.system * 1e6)}},
         "timestamp": iso(),
     }
+
+
+# ------------------------------------------------------------------ operating modes (extension, contract §3.4)
+@route("GET", "/api/v1/system/modes")
+def modes_get(node, req):
+    return 200, node.modes.view()
+
+
+@route("PUT", "/api/v1/system/modes/:mode")
+def modes_put(node, req):
+    if not _can_admin(req):
+        raise ApiError(403, "INSUFFICIENT_PERMISSIONS", "Insufficient permissions: operating modes need an admin token",
+                       {"required": ["admin:*"], "available": req.permissions})
+    mode = req.params["mode"]
+    if mode not in MODES:
+        raise ApiError(400, "UNKNOWN_MODE", "Unknown operating mode: %s" % mode, {"known": list(MODES)})
+    b = req.body
+    if not isinstance(b, dict) or not isinstance(b.get("enabled"), bool):
+        raise ApiError(400, "INVALID_REQUEST", "Body must be a JSON object with a boolean 'enabled' and an optional "
+                       "string 'reason'")
+    reason = b.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ApiError(400, "INVALID_REQUEST", "'reason' must be a string")
+    if reason is not None and len(reason) > MAX_REASON:
+        raise ApiError(400, "INVALID_REQUEST", "'reason' is longer than %d characters" % MAX_REASON)
+    try:
+        entry, changed = node.modes.set(mode, b["enabled"], reason or None, req.identity)
+    except ModeError as exc:
+        raise ApiError(500, "MODE_PERSIST_ERROR", "Operating mode not changed: %s" % exc)
+    out = {"mode": mode}
+    out.update(entry)
+    out["changed"] = changed
+    return 200, out
 
 
 # ------------------------------------------------------------------ flows
@@ -276,6 +318,8 @@ def _has_flow_access(node, req, flow, ctx):
 
 @route("POST", "/api/v1/flows/:id/start", "P")
 def flow_start(node, req):
+    if node.modes.enabled("emergency"):
+        raise ApiError(*MODE_ERRORS["emergency"])
     ctx = req.json().get("context")
     if not isinstance(ctx, dict):
         raise ApiError(400, "MISSING_CONTEXT", "Execution context is required")
@@ -293,6 +337,8 @@ def flow_start(node, req):
     ctx["permissions"] = list(req.permissions)
     try:
         ex = node.engine.start(flow, ctx)
+    except ModeRefused as exc:
+        raise ApiError(*MODE_ERRORS[exc.mode])
     except EngineError as exc:
         raise ApiError(500, "START_EXECUTION_ERROR", "Failed to start execution", {"error": str(exc)})
     return 201, {"executionId": ex["executionId"], "flowId": flow["id"], "status": "pending", "context": ctx,
@@ -497,25 +543,43 @@ def _token_from(req):
     return req.q("token")
 
 
-def dispatch(node, req):
-    """Return (status, data). Raise ApiError for error envelopes."""
+def _auth_fields(req):
+    """Fields of the auth log lines: never the token, never its signature."""
+    return {"identity": req.identity, "nonce": req.nonce, "method": req.method, "path": req.path,
+            "clientIp": req.client_ip}
+
+
+def _authenticate(node, req):
+    token = _token_from(req)
+    if not token:
+        raise ApiError(401, "MISSING_TOKEN", "Authentication token is required")
+    try:
+        try:
+            payload = verify_token(token, node.jwt_secret)
+        except TokenError as exc:
+            if not node.jwt_previous or "signature" not in str(exc):
+                raise
+            payload = verify_token(token, node.jwt_previous)
+    except TokenError as exc:
+        try:  # the identity and nonce the token claims, for the log (forensics: who tried a revoked token)
+            claimed = decode_token(token)
+            req.identity, req.nonce = claimed["identity"], claimed["nonce"]
+        except TokenError:
+            pass
+        raise ApiError(401, "INVALID_TOKEN", "Invalid authentication token", {"errors": [str(exc)], "warnings": []})
+    req.identity, req.nonce, req.permissions = payload["identity"], payload["nonce"], payload["permissions"]
+    node.log.info("auth", "Token accepted for %s" % req.identity, **_auth_fields(req))
+    if node.modes.enabled("lockdown") and not is_admin(req.permissions):
+        raise ApiError(403, "LOCKDOWN_ACTIVE", "Security lockdown: only admin tokens are accepted")
+
+
+def _route(node, req):
     public = req.path.startswith("/health") or req.path.startswith("/api/v1/docs")
     if not public:
-        token = _token_from(req)
-        if not token:
-            raise ApiError(401, "MISSING_TOKEN", "Authentication token is required")
-        try:
-            try:
-                payload = verify_token(token, node.jwt_secret)
-            except TokenError as exc:
-                if not node.jwt_previous or "signature" not in str(exc):
-                    raise
-                payload = verify_token(token, node.jwt_previous)
-        except TokenError as exc:
-            node.log.warn("auth", "Rejected token: %s" % exc, path=req.path)
-            raise ApiError(401, "INVALID_TOKEN", "Invalid authentication token",
-                           {"errors": [str(exc)], "warnings": []})
-        req.identity, req.permissions = payload["identity"], payload["permissions"]
+        _authenticate(node, req)
+    if (node.modes.enabled("isolation") and req.path.startswith("/api/v1/")
+            and not req.path.startswith("/api/v1/system/modes")):
+        raise ApiError(*MODE_ERRORS["isolation"])
     for method, rx, auth, fn in ROUTES:
         m = rx.match(req.path)
         if m and method == req.method:
@@ -525,6 +589,19 @@ def dispatch(node, req):
             req.params = m.groupdict()
             return fn(node, req)
     raise ApiError(404, "NOT_FOUND", "Endpoint not found: %s %s" % (req.method, req.path))
+
+
+def dispatch(node, req):
+    """Return (status, data). Raise ApiError for error envelopes. Every 401/403 is logged (component auth)."""
+    try:
+        return _route(node, req)
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            fields = {k: v for k, v in _auth_fields(req).items() if v is not None}
+            if exc.status == 401 and exc.details:
+                fields["reason"] = exc.details.get("errors", [None])[0]
+            node.log.warn("auth", "Token rejected: %s" % exc.code, code=exc.code, **fields)
+        raise
 
 
 class ApiHandler(BaseHTTPRequestHandler):
@@ -576,7 +653,8 @@ class ApiHandler(BaseHTTPRequestHandler):
                 body = self._read_body()
             except ValueError as exc:
                 raise ApiError(500, "INTERNAL_ERROR", "Internal server error", {"error": str(exc)})
-            req = Request(self.command, path, parse_qs(url.query, keep_blank_values=True), self.headers, body)
+            req = Request(self.command, path, parse_qs(url.query, keep_blank_values=True), self.headers, body,
+                          self.client_address[0] if self.client_address else None)
             if self.command == "OPTIONS":
                 status, payload = 200, {"success": True, "data": {}, "timestamp": iso(), "requestId": rid}
             else:

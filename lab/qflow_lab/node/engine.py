@@ -56,6 +56,36 @@ class EngineError(Exception):
     pass
 
 
+class ModeRefused(EngineError):
+    """A new execution refused because of an operating mode (emergency or isolation)."""
+
+    def __init__(self, mode):
+        super().__init__("%s mode is enabled: new executions are refused" % mode.capitalize())
+        self.mode = mode
+
+
+def refusing_mode(node):
+    """The operating mode that refuses new executions, or None (contract §3.4)."""
+    for mode in ("isolation", "emergency"):
+        if node.modes.enabled(mode):
+            return mode
+    return None
+
+
+MAX_STEPS = 20
+SLEEP_MAX_SECONDS = 600.0
+
+
+def sleep_seconds(step):
+    """Lab step {"type": "task", "action": "sleep", "params": {"seconds": N}}: N clamped to [0, 600]; None otherwise."""
+    if step.get("type") != "task" or step.get("action") != "sleep":
+        return None
+    n = (step.get("params") or {}).get("seconds", 0)
+    if isinstance(n, bool) or not isinstance(n, (int, float)):
+        return 0.0
+    return max(0.0, min(SLEEP_MAX_SECONDS, float(n)))
+
+
 class Faults:
     """Polls QFLOW_LAB_FAULTS_FILE ({"faults": [...]}) and applies cpu/memory side effects."""
 
@@ -249,6 +279,9 @@ class Engine:
                                 executionId=ex["executionId"])
 
     def start(self, flow, context, workload=False):
+        mode = refusing_mode(self.node)
+        if mode:
+            raise ModeRefused(mode)
         limit = self.node.settings.max_concurrent_flows
         now = time.time()
         ex = {
@@ -339,18 +372,24 @@ class Engine:
 
     def _steps(self, ex, flow, ctx):
         log, faults = self.node.log, self.node.faults
-        steps = flow["steps"][:3]
-        if len(steps) < 2 and len(flow["steps"]) >= 2:
-            steps = flow["steps"][:2]
+        steps = flow["steps"][:MAX_STEPS]
+        sleeps = [sleep_seconds(s) for s in steps]
+        timed = sum(1 for x in sleeps if x is None) or 1
         total = random.uniform(6.0, 8.0) if "slow" in faults else random.uniform(0.05, 0.4)
         fail_p = 0.3 if "errors" in faults else 0.0015
         fail_at = random.randrange(len(steps)) if random.random() < fail_p else None
+        defect = "errors" in self.node.release.defects  # lab defect: every execution fails
+        if defect:
+            fail_at = 0
         for i, step in enumerate(steps):
             ex["currentStep"] = step["id"]
-            if not self._wait(ex, total / len(steps)):
+            if not self._wait(ex, sleeps[i] if sleeps[i] is not None else total / timed):
                 return "aborted"
             if i == fail_at:
                 ex["failedSteps"].append(step["id"])
+                if defect:
+                    return ("execution_error", "Step %s failed: unhandled TypeError in release %s: Cannot read "
+                            "properties of undefined (reading 'payload')" % (step["id"], self.node.version))
                 kind, tmpl = random.choice(ERROR_TEMPLATES)
                 msg = tmpl.format(step=step["id"], ms=random.choice((3000, 5000, 10000)), eid=ex["executionId"],
                                   n=random.randint(3, 12), mb=random.randint(300, 900),
@@ -446,6 +485,19 @@ class Workload:
     def __init__(self, node, rate):
         self.node = node
         self.rate = max(0.0, rate)
+        self.paused_by = None  # the operating mode that stopped the workload (logged once per change)
+
+    def _paused(self):
+        mode = refusing_mode(self.node)
+        if mode != self.paused_by:
+            if mode:
+                self.node.log.warn("execution-engine", "Workload paused: %s mode is enabled, no new executions are "
+                                   "started" % mode, mode=mode)
+            else:
+                self.node.log.info("execution-engine", "Workload resumed: %s mode is disabled" % self.paused_by,
+                                   mode=self.paused_by)
+            self.paused_by = mode
+        return mode is not None
 
     def ensure_flows(self):
         store = self.node.store
@@ -470,6 +522,8 @@ class Workload:
                 nxt = time.monotonic()
             elif delay > 0 and stop.wait(delay):
                 break
+            if self._paused():
+                continue
             fid = random.choices(ids, weights)[0]
             flow = self.node.store.get_flow(fid)
             if flow is None:
@@ -478,5 +532,7 @@ class Workload:
                    "variables": {}, "daoSubnet": "dao.public.default", "permissions": ["flow:execute"]}
             try:
                 self.node.engine.start(flow, ctx, workload=True)
+            except ModeRefused:
+                self._paused()
             except EngineError as exc:
                 self.node.log.warn("execution-engine", "Workload execution refused: %s" % exc, flowId=fid)

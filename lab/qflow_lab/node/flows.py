@@ -109,6 +109,13 @@ def schema_errors(doc):
                     _check_string(errors, p + "/action", step["action"], None, 1)
                 if "params" in step and not isinstance(step["params"], dict):
                     errors.append(_item(p + "/params", "must be object", "TYPE"))
+                elif step.get("action") == "sleep" and step.get("type") == "task":
+                    # lab step (extension): params.seconds, a number >= 0 (the engine clamps it to 600)
+                    n = (step.get("params") or {}).get("seconds", 0)
+                    if isinstance(n, bool) or not isinstance(n, (int, float)):
+                        errors.append(_item(p + "/params/seconds", "must be number", "TYPE", n))
+                    elif n < 0:
+                        errors.append(_item(p + "/params/seconds", "must be >= 0", "MINIMUM", n))
                 for key in ("onSuccess", "onFailure"):
                     if key in step and not isinstance(step[key], str):
                         errors.append(_item(p + "/" + key, "must be string", "TYPE"))

@@ -183,7 +183,7 @@ class Metrics:
             self.cache_hits.inc()
         self.cache_window.add(hit)
 
-    def render(self, node_id, version, active, memory_limit_bytes, health_score):
+    def render(self, node_id, version, active, memory_limit_bytes, health_score, modes=None):
         rss = resident_bytes()
         uptime = time.monotonic() - self.start_mono
         out = []
@@ -213,4 +213,8 @@ class Metrics:
                            health_score)
         out += gauge_lines("qflow_build_info", "Build information; always 1.", 1,
                            {"version": version, "node_id": node_id})
+        if modes is not None:
+            out += ["# HELP qflow_node_mode Operating mode enabled (1) or not (0) (extension).",
+                    "# TYPE qflow_node_mode gauge"]
+            out += ['qflow_node_mode{mode="%s"} %d' % (m, 1 if on else 0) for m, on in modes.items()]
         return "\n".join(out) + "\n"

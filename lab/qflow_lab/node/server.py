@@ -16,6 +16,8 @@ from .engine import Engine, Faults, Workload
 from .ipfs import FlowSync, IpfsClient, IpfsError
 from .logs import JsonLog
 from .metrics import Metrics
+from .modes import MODES, Modes
+from .release import DEFAULT_DIR as DEFAULT_RELEASE_DIR, read_current
 from .store import Store
 from .util import iso
 
@@ -31,7 +33,7 @@ class Server(ThreadingHTTPServer):
 
 
 class Node:
-    def __init__(self, env, config_path, workload_rate=None, faults_file=None):
+    def __init__(self, env, config_path, workload_rate=None, faults_file=None, env_file=None):
         self.env = env
         self.config_path = config_path
         self.node_id = env.get("NODE_ID", "qflow-node")
@@ -50,6 +52,17 @@ class Node:
         self.metrics = Metrics()
         self.store = Store(env.get("QFLOW_DATA_DIR", "/var/lib/qflow"))
         self.faults = Faults(self, faults_file if faults_file is not None else os.environ.get("QFLOW_LAB_FAULTS_FILE"))
+        # Operating modes (contract §3.4, extension): default file next to the env file (else the config file)
+        modes_file = env.get("QFLOW_MODES_FILE") or os.path.join(
+            os.path.dirname(os.path.abspath(env_file or config_path)), "qflow-modes.json")
+        self.modes = Modes(self, modes_file)
+        self.modes.poll_once()
+        # Releases (contract §2.5, extension): the version is the current release's
+        self.release = read_current(env.get("QFLOW_RELEASE_DIR") or DEFAULT_RELEASE_DIR)
+        if self.release.error:
+            self.log.error("system", "Cannot read the current release (%s); reporting the built-in version %s"
+                           % (self.release.error, VERSION))
+        self.version = self.release.version or VERSION
         self.engine = Engine(self)
         rate = workload_rate if workload_rate is not None else process_env_float("QFLOW_LAB_WORKLOAD_RATE", 2.0)
         self.workload = Workload(self, rate)
@@ -68,6 +81,8 @@ class Node:
 
     def readiness(self):
         checks = {}
+        if self.modes.enabled("isolation"):
+            checks["isolation"] = False  # out of every load balancer pool while isolated
         try:
             flow, errors, _ = flowlib.parse_flow(_PROBE_FLOW, "json")
             checks["flowParser"] = flow is not None and not errors
@@ -94,8 +109,9 @@ class Node:
         return checks
 
     def render_metrics(self):
-        return self.metrics.render(self.node_id, VERSION, self.engine.active_count(),
-                                   self.settings.max_memory_mb * (1 << 20), self.health_score())
+        return self.metrics.render(self.node_id, self.version, self.engine.active_count(),
+                                   self.settings.max_memory_mb * (1 << 20), self.health_score(),
+                                   {m: self.modes.enabled(m) for m in MODES})
 
     # ------------------------------------------------------------ lifecycle
     def _thread(self, target, name, *args):
@@ -107,6 +123,10 @@ class Node:
         last_prune = last_flush = time.monotonic()
         while not self.stop_event.wait(1.0):
             self.metrics.cpu.sample()
+            try:
+                self.modes.poll_once()
+            except Exception as exc:  # noqa: BLE001
+                self.log.error("system", "Modes poll failed: %s" % exc.__class__.__name__)
             now = time.monotonic()
             if now - last_flush >= 5:
                 last_flush = now
@@ -147,12 +167,17 @@ class Node:
         host = host if host is not None else self.env.get("QFLOW_HOST", "0.0.0.0")
         port = port if port is not None else env_int(self.env, "QFLOW_PORT", 8080)
         metrics_port = metrics_port if metrics_port is not None else env_int(self.env, "QFLOW_METRICS_PORT", 9090)
+        if "crash" in self.release.defects:  # lab defect: a bad release that never comes up
+            msg = "Release %s is defective (lab defect crash): the node cannot start" % self.version
+            self.log.log("fatal", "system", msg, version=self.version, releaseDir=self.release.dir)
+            raise SystemExit("qflow node: " + msg)
         n = self.store.interrupt_stale(iso())
         if n:
             self.log.warn("storage", "Marked %d executions from a previous run as failed" % n)
         self.engine.load_cache()
         self.workload.ensure_flows()
         self.faults.poll_once()
+        self.modes.poll_once()
         tls = self._tls_context()
         api = Server((host, port), ApiHandler)
         if tls is not None:
@@ -167,7 +192,8 @@ class Node:
         self._thread(self.workload.run, "workload", self.stop_event)
         if self.ipfs is not None:
             self._thread(self.ipfs.run, "ipfs-sync", self.stop_event)
-        self.log.info("system", "Qflow node %s started" % self.node_id, version=VERSION,
+        self.log.info("system", "Qflow node %s started" % self.node_id, version=self.version,
+                      modes=self.modes.active(),
                       api="%s:%d" % api.server_address[:2], metrics="%s:%d" % met.server_address[:2],
                       workloadRate=self.workload.rate)
         return api.server_address[1], met.server_address[1]
@@ -199,7 +225,7 @@ def main(argv=None):
     ap.add_argument("--config", required=True)
     args = ap.parse_args(argv)
     env = load_env_file(args.env_file)
-    node = Node(env, args.config)
+    node = Node(env, args.config, env_file=args.env_file)
     try:
         node.start()
     except OSError as exc:
