@@ -23,7 +23,7 @@ import uuid
 from ansible_collections.qflow.ops.plugins.module_utils._files import fsync_dir
 from ansible_collections.qflow.ops.plugins.module_utils._time import iso
 
-CONTRACT = 'docs/qflow-node-contract.md, section Releases'
+CONTRACT = 'node contract section 2.5 Releases, docs/qflow-node-contract.md'
 CURRENT = 'current'
 HISTORY = 'history.jsonl'
 RELEASE_FILE = 'release.json'

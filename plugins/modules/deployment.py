@@ -14,7 +14,7 @@ version_added: 0.1.0
 author:
   - qflow.ops maintainers (@AnarQorp)
 description:
-  - Works on the node's release dir (node contract, section Releases; nodes run by systemd or supervisor) -
+  - Works on the node's release dir (node contract section 2.5 Releases; nodes run by systemd or supervisor) -
     C(<release_dir>/<version>/release.json), the symlink C(<release_dir>/current) naming the running release, and
     C(<release_dir>/history.jsonl), one C({"time", "action", "version", "from", "by"}) object per line.
   - O(state=rolled_back) points C(current) at O(version), by default at the last known good release, and appends a

@@ -14,7 +14,7 @@ version_added: 0.1.0
 author:
   - qflow.ops maintainers (@AnarQorp)
 description:
-  - Reads the node's release dir (node contract, section Releases) - the symlink C(current), C(history.jsonl) and the
+  - Reads the node's release dir (node contract section 2.5 Releases) - the symlink C(current), C(history.jsonl) and the
     C(release.json) of every release - like C(qflow deployment history --limit 5). Never writes.
   - A release is I(known good) when its latest history line is C(verified) (a C(rolled_back) line whose C(from) is the
     release counts as a line of that release). RV(last_known_good) is what M(qflow.ops.deployment) rolls back to when no
