@@ -114,8 +114,30 @@ def modes_file(env_path):
 
 
 def clear_modes(env_path):
-    """Lab convenience for heal: every operating mode disabled (the node polls the file)."""
-    write_modes_file(modes_file(env_path), all_disabled())
+    """Lab convenience for heal: every operating mode disabled (the node polls the file). True when a mode was on."""
+    return clear_modes_file(modes_file(env_path))
+
+
+def clear_modes_file(path):
+    try:
+        with open(path) as fh:
+            was_on = any(e.get("enabled") for e in json.load(fh).get("modes", {}).values() if isinstance(e, dict))
+    except (OSError, ValueError, AttributeError):
+        was_on = os.path.exists(path)
+    write_modes_file(path, all_disabled())
+    return was_on
+
+
+def modes_cleared(api_url, secret):
+    """The node reports every operating mode disabled (GET /api/v1/system/modes with an operator token)."""
+    try:
+        req = urllib.request.Request(api_url + "/api/v1/system/modes",
+                                     headers={"Authorization": "Bearer " + operator_token(secret, 60)})
+        with urllib.request.urlopen(req, timeout=2.0) as r:
+            modes = json.loads(r.read())["data"]["modes"]
+    except Exception:  # noqa: BLE001
+        return False
+    return not any(e.get("enabled") for e in modes.values())
 
 
 # ------------------------------------------------------------------ supervisor / http
@@ -505,9 +527,11 @@ def cmd_heal(args):
     idx = {name: node_index(lab, name) for name in names}
     if supervisord_pid(lab) is None:
         raise LabError("the lab is not running; use qflow-lab up")
+    modes_on = []
     for name in names:
         write_file(_faults_file(lab, name), json.dumps({"faults": []}) + "\n")
-        clear_modes(os.path.join(node_dir(lab, name), "etc", "qflow.env"))
+        if clear_modes(os.path.join(node_dir(lab, name), "etc", "qflow.env")):
+            modes_on.append(name)
     states = program_states(lab)
     to_start = [nm for nm in names if states.get(nm, ("?",))[0] not in ("RUNNING", "STARTING")]
     to_start += [render.ipfs_program(idx[nm]) for nm in names
@@ -518,6 +542,10 @@ def cmd_heal(args):
     if to_start:
         supervisorctl(lab, "start", *to_start)
     targets = {name: (lambda i=idx[name]: node_ready(i)) for name in names}
+    for name in modes_on:  # the node polls the modes file every second: wait until it reports them off
+        secret = read_env(os.path.join(node_dir(lab, name), "etc", "qflow.env")).get("QFLOW_JWT_SECRET", "")
+        targets[name] = (lambda i=idx[name], s=secret: node_ready(i)
+                         and modes_cleared("http://%s:8080" % render.node_ip(i), s))
     wait_ready(lab, targets, args.timeout)
     print("healed: %s" % ", ".join(names))
     return 0

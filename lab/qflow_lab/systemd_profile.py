@@ -11,7 +11,6 @@ import sys
 import time
 
 from . import cli, releases, render
-from .node.modes import all_disabled, write_modes_file
 from .tokens import make_token, operator_token
 
 PROFILES = ("processes", "systemd")
@@ -844,9 +843,12 @@ def cmd_heal(args):
         raise LabError("the lab is not running; use qflow-lab up --profile systemd")
     deploy = read_state(lab).get("deploy", "systemd")
     have = containers(lab)
+    modes_on = []
     for name in names:
         cli.write_file(_faults(lab, name), json.dumps({"faults": []}) + "\n")
-        write_modes_file(os.path.join(node_dir(lab, name), "etc", "qflow-modes.json"), all_disabled())
+        # lab convenience: every operating mode off (/etc/qflow/qflow-modes.json in the container)
+        if cli.clear_modes_file(os.path.join(node_dir(lab, name), "etc", "qflow-modes.json")):
+            modes_on.append(name)
         if have.get(name, {}).get("state") != "running":
             docker(lab, "start", name)
         if deploy == "systemd":
@@ -860,6 +862,11 @@ def cmd_heal(args):
     checks = {}
     for name in names:
         checks.update(node_checks(lab, idx[name], deploy))
+    for name in modes_on:  # the node polls the modes file every second
+        secret = cli.read_env(os.path.join(node_dir(lab, name), "etc", "qflow.env")).get("QFLOW_JWT_SECRET", "")
+        checks["%s operating modes off" % name] = (
+            lambda i=idx[name], s=secret: cli.modes_cleared("http://%s:8080" % node_ip(i), s),
+            "%s/nodes/%s/log/qflow.log" % (lab, name))
     wait_for(lab, checks, args.timeout)
     print("healed: %s" % ", ".join(names))
     return 0

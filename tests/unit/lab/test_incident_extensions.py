@@ -563,3 +563,18 @@ def test_corrupt_cli_unknown_node_and_missing_db(tmp_path, monkeypatch):
     with pytest.raises(cli.LabError) as exc:
         cli.corrupt_state_db(str(tmp_path / "tiny.db"))
     assert "nothing worth corrupting" in str(exc.value)
+
+
+def test_heal_clears_modes_and_waits_for_the_node(lab):
+    n = lab.start()
+    envfile = lab.tmp / "etc" / "qflow.env"
+    envfile.write_text("".join("%s=%s\n" % kv for kv in lab.env().items()))
+    assert cli.clear_modes(str(envfile)) is False  # nothing on: no wait needed
+    ok(put_mode(n, "lockdown", True))
+    ok(put_mode(n, "emergency", True))
+    assert cli.modes_cleared(n.api, SECRET) is False
+    assert cli.clear_modes(str(envfile)) is True
+    assert json.loads(lab.modes_file.read_text()) == all_disabled()
+    assert wait_for(lambda: cli.modes_cleared(n.api, SECRET), timeout=3)  # polled by the node within ~1 s
+    assert n.modes.active() == []
+    assert cli.modes_cleared(n.api, "wrong-secret") is False  # an answer it cannot read is not "cleared"
