@@ -1,16 +1,23 @@
-"""The role qflow.ops.deployment on the processes lab, node qflow-node-5 only: a bad release (defect crash) is deployed
-with `qflow-lab release`, then a small playbook runs the role's history and rollback entry points in four steps
-(check, real, check, real). node-5 is left healthy on release 0.1.0.
+"""The role qflow.ops.deployment.
 
-Needs the lab's release support (node contract section 2.5: QFLOW_RELEASE_DIR, `qflow-lab release`). The processes
-lab only: on profile systemd the release dir lives in the containers.
+- Release dir backend on the processes lab, node qflow-node-5 only: a bad release (defect crash) is deployed with
+  `qflow-lab release`, then a small playbook runs the role's history and rollback entry points in four steps (check,
+  real, check, real). node-5 is left healthy on release 0.1.0. Needs the lab's release support (node contract section
+  2.5: QFLOW_RELEASE_DIR, `qflow-lab release`); processes lab only (on profile systemd the release dir lives in the
+  containers).
+- Kubernetes backend against a FAKE Kubernetes API (k8s_fake_rollout: ReplicaSets and the controller's revision
+  bookkeeping on top of k8s_fake_api) with the real kubernetes.core.k8s_rollback, and a stub node for the health gate.
+  Needs no lab.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,7 +29,7 @@ NODE = "qflow-node-5"
 GOOD = "0.1.0"
 BAD = "0.2.0"
 
-pytestmark = pytest.mark.skipif(SYSTEMD, reason="release dirs of the processes lab only (qflow-node-5)")
+processes_lab_only = pytest.mark.skipif(SYSTEMD, reason="release dirs of the processes lab only (qflow-node-5)")
 
 PLAY = [{
     "name": "History and rollback of qflow-node-5",
@@ -84,13 +91,13 @@ def history_lines(release_dir):
     return [json.loads(line) for line in (release_dir / "history.jsonl").read_text().splitlines() if line.strip()]
 
 
-def run(tmp_path, check=False):
+def run(tmp_path, check=False, play=None, inventory=None, host=NODE, env=None):
     """ansible-playbook (json callback): (rc, changed count, facts, failure messages)."""
     path = tmp_path / "rollback.yml"
-    path.write_text(yaml.safe_dump(PLAY, sort_keys=False))
-    proc = run_cmd([str(BIN / "ansible-playbook"), "-i", str(LAB_INVENTORY), str(path), "--diff"]
+    path.write_text(yaml.safe_dump(play or PLAY, sort_keys=False))
+    proc = run_cmd([str(BIN / "ansible-playbook"), "-i", inventory or str(LAB_INVENTORY), str(path), "--diff"]
                    + (["--check"] if check else []),
-                   env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}, timeout=600)
+                   env=dict(env or {}, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"), timeout=600)
     try:
         out = json.loads(proc.stdout[proc.stdout.index("{"):])
     except ValueError:
@@ -98,14 +105,15 @@ def run(tmp_path, check=False):
     facts, failures = None, []
     for play in out["plays"]:
         for task in play["tasks"]:
-            res = task["hosts"].get(NODE, {})
+            res = task["hosts"].get(host, {})
             if task["task"]["name"] == "Facts":
                 facts = res.get("msg")
             if res.get("failed"):
                 failures.append(res.get("msg", ""))
-    return proc.returncode, out["stats"].get(NODE, {}).get("changed", 0), facts, failures
+    return proc.returncode, out["stats"].get(host, {}).get("changed", 0), facts, failures
 
 
+@processes_lab_only
 def test_rollback_of_a_crashing_release_four_steps(node5, tmp_path):
     release_dir = node5
     assert ready(NODE) and health(NODE)["version"] == GOOD
@@ -153,3 +161,105 @@ def test_rollback_of_a_crashing_release_four_steps(node5, tmp_path):
         assert facts["history"]["current"] == GOOD
         assert snapshot(release_dir) == after and node_pid(NODE) == pid
     assert ready(NODE) and health(NODE)["version"] == GOOD
+
+
+# --- kubernetes backend, against the fake API ----------------------------------------------------------------------
+
+class StubNode:
+    """/health, /health/live, /health/ready of a ready node (the health gate after the rollout)."""
+
+    def __init__(self):
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                data = {"/health": {"status": "healthy", "version": GOOD}, "/health/live": {"status": "alive"},
+                        "/health/ready": {"status": "ready", "checks": {}}}.get(self.path)
+                body = json.dumps({"success": data is not None, "data": data}).encode()
+                self.send_response(200 if data is not None else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+K8S_PLAY = [{
+    "name": "History and rollback of a Deployment",
+    "hosts": "localhost",
+    "connection": "local",
+    "gather_facts": False,
+    "tasks": PLAY[0]["tasks"],
+}]
+
+
+def test_kubernetes_rollback_four_steps(tmp_path):
+    pytest.importorskip("kubernetes", reason="kubernetes.core needs the Python kubernetes library (requirements.txt)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from k8s_fake_rollout import FakeKubeRollout  # noqa: E402
+    from k8s_fake_api import kubeconfig  # noqa: E402
+
+    node = StubNode()
+    try:
+        with FakeKubeRollout() as api:
+            api.add_rollout("qflow", "qflow", ["registry.example/qflow:%s" % GOOD, "registry.example/qflow:%s" % BAD])
+            assert api.deployment("qflow", "qflow")["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+            (tmp_path / "kubeconfig").write_text(kubeconfig(api.url))
+            inventory = tmp_path / "hosts.yml"
+            inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+                "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                "qflow_service_backend": "kubernetes", "qflow_k8s_namespace": "qflow", "qflow_k8s_deployment": "qflow",
+                "qflow_api_url": node.url, "qflow_service_gate_timeout": 10, "qflow_service_gate_delay": 1}}}}))
+            env = {"K8S_AUTH_KUBECONFIG": str(tmp_path / "kubeconfig")}
+
+            def go(check):
+                return run(tmp_path, check=check, play=K8S_PLAY, inventory=str(inventory), host="localhost", env=env)
+
+            before = api.deployment("qflow", "qflow")
+
+            # 1. check: k8s_rollback in check mode patches nothing
+            rc, changed, facts, failures = go(True)
+            assert rc == 0 and not failures, failures
+            hist = facts["history"]
+            assert hist["current"] == "2" and hist["last_known_good"] == "1", hist
+            assert [(e["revision"], e["images"], e["current"]) for e in hist["entries"]] == [
+                (1, ["registry.example/qflow:%s" % GOOD], False), (2, ["registry.example/qflow:%s" % BAD], True)]
+            rb = facts["rollback"]
+            assert rb["changed"] is True and rb["from"] == "2" and rb["to"] == "1" and "check mode" in rb["detail"], rb
+            assert api.deployment("qflow", "qflow") == before
+            assert not [r for r in api.requests if r[0] == "PATCH" and "dryRun" not in r[2]]
+
+            # 2. real: the template of revision 1 is back as revision 3, annotated rolled back and verified
+            rc, changed, facts, failures = go(False)
+            assert rc == 0 and not failures, failures
+            rb = facts["rollback"]
+            assert rb["changed"] is True and rb["to"] == "3" and rb["ready"] is True and rb["verified"] is True, rb
+            dep = api.deployment("qflow", "qflow")
+            assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/qflow:%s" % GOOD
+            annotations = dep["metadata"]["annotations"]
+            assert annotations["deployment.kubernetes.io/revision"] == "3"
+            assert annotations["qflow.ops/rolled-back-to"] == "3" and annotations["qflow.ops/rolled-back-from"] == "2"
+            assert annotations["qflow.ops/verified-revision"] == "3"
+            assert any(r[0] == "PATCH" and r[3] == "application/json-patch+json" for r in api.requests)
+            after = api.deployment("qflow", "qflow")
+
+            # 3. check again, 4. real again: already rolled back, nothing patched (no rollback to the bad revision)
+            for check in (True, False):
+                patches = len([r for r in api.requests if r[0] == "PATCH"])
+                rc, changed, facts, failures = go(check)
+                assert rc == 0 and not failures and changed == 0, (check, changed, failures)
+                assert facts["rollback"]["changed"] is False and "already rolled back" in facts["rollback"]["detail"]
+                assert facts["history"]["current"] == "3" and facts["history"]["rolled_back_to"] == "3"
+                assert api.deployment("qflow", "qflow") == after
+                assert len([r for r in api.requests if r[0] == "PATCH"]) == patches
+            assert not api.unknown, api.unknown
+    finally:
+        node.close()
