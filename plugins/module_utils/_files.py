@@ -28,17 +28,19 @@ class FilesError(Exception):
     """A file operation failed; the message says what to do."""
 
 
-def ensure_private_dir(path):
-    """Create ``path`` with mode 0700 unless it is a directory already. Return True when it was created."""
+def ensure_private_dir(path, what='backup dir', option='backup_dir'):
+    """Create ``path`` with mode 0700 unless it is a directory already. Return True when it was created.
+
+    ``what`` names the directory and ``option`` the module option that sets it, in error messages."""
     if os.path.isdir(path):
         return False
     if os.path.lexists(path):
-        raise FilesError('backup dir %s exists but is not a directory; remove it or choose another backup_dir' % path)
+        raise FilesError('%s %s exists but is not a directory; remove it or choose another %s' % (what, path, option))
     try:
         os.makedirs(path, 0o700)
         os.chmod(path, 0o700)
     except OSError as exc:
-        raise FilesError('cannot create the backup dir %s: %s; create it (mode 0700) or run with become: true' % (path, exc))
+        raise FilesError('cannot create the %s %s: %s; create it (mode 0700) or run with become: true' % (what, path, exc))
     return True
 
 

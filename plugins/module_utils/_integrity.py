@@ -3,10 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """PRIVATE to qflow.ops: read-only integrity checks of a node's data (qflow.ops.data_integrity_info, diagnostics).
 
-May change without notice. Nothing here writes to the node:
+May change without notice. Nothing here creates or changes a file of the node, except SQLite's shared-memory
+index of a running node:
 
 * ``state.db`` is opened with an SQLite URI that creates no file: ``?mode=ro`` while the node's ``-wal`` and ``-shm``
-  exist (a running node; SQLite then reads the WAL and, like every reader, takes its read lock in the shared-memory
+  exist (a running node; SQLite then reads the WAL and, like every reader, updates the shared-memory
   index ``-shm``), otherwise ``?mode=ro&immutable=1`` (no WAL to read: no ``-wal``/``-shm`` is created). A plain
   ``?mode=ro`` open would create both side files on a stopped node.
 * ``snapshot`` mode (forensics) copies ``state.db`` and its ``-wal`` with O_RDONLY reads into a private directory
@@ -88,7 +89,7 @@ def read_only_uri(path):
     """(URI, description) opening path without creating or writing a file of the node (see the module docstring)."""
     uri = 'file:%s' % quote(os.path.abspath(path))
     if os.path.exists(path + '-wal') and os.path.exists(path + '-shm'):
-        return uri + '?mode=ro', 'read-only URI mode=ro (the node\'s -wal is read; only SQLite\'s read lock in -shm is taken)'
+        return uri + '?mode=ro', 'read-only URI mode=ro (the node\'s -wal is read; SQLite updates its shared-memory index -shm like every reader)'
     if os.path.exists(path + '-wal'):
         return (uri + '?mode=ro&immutable=1',
                 'read-only URI mode=ro&immutable=1 (a -wal without -shm exists and was not read: recent commits may be missing)')

@@ -27,7 +27,7 @@ description:
   - Corrupt data is a finding (RV(ok) false, RV(problems)), never a failure. The module fails only for bad options or a
     data dir it cannot read.
   - Never writes anything. The database is opened with a read-only SQLite URI that creates no file - C(mode=ro) while
-    the node's C(-wal) and C(-shm) exist (a running node; like any reader SQLite takes its read lock in C(-shm)),
+    the node's C(-wal) and C(-shm) exist (a running node; like any reader, SQLite updates its shared-memory index C(-shm)),
     otherwise C(mode=ro&immutable=1) (a stopped node; no C(-wal) or C(-shm) is created).
 extends_documentation_fragment:
   - qflow.ops._api.HTTP
