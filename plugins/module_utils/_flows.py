@@ -256,8 +256,7 @@ def pause_all(client, path, flow_ids, check_mode, now_fn, warn):
     _check_node(record, path, nid)
     before = len(record['executions']) if record else 0
     known = set(e['executionId'] for e in record['executions']) if record else set()
-    result = dict(changed=False, paused=[], resumed=[], skipped=[], not_pausable=[], record_path=path,
-                  archived_record=None, node_id=nid)
+    result = _result(path, nid)
     pending = list_executions(client, 'pending', flow_ids)
     running = list_executions(client, 'running', flow_ids)
     if check_mode:
@@ -275,7 +274,7 @@ def pause_all(client, path, flow_ids, check_mode, now_fn, warn):
                     handled.add(eid)
                     skip = control(client, eid, 'pause')
                     if skip is not None:
-                        result['skipped'].append(dict(executionId=eid, flowId=ex['flowId'], **skip))
+                        result['skipped_executions'].append(dict(executionId=eid, flowId=ex['flowId'], **skip))
                         continue
                     stamp = iso(now_fn())
                     if record is None:
@@ -292,7 +291,8 @@ def pause_all(client, path, flow_ids, check_mode, now_fn, warn):
                                'could NOT be resumed again: resume it by hand (POST %s)' % _control_path(eid, 'resume'),
                                ('%d executions paused before are in the record.' % len(result['paused']))
                                if result['paused'] else 'Nothing else was paused.'),
-                            dict(paused=result['paused'], skipped=result['skipped']), changed=bool(result['paused']))
+                            dict(paused=result['paused'], skipped_executions=result['skipped_executions']),
+                            changed=bool(result['paused']))
                     result['paused'].append(eid)
                 running = [ex for ex in list_executions(client, 'running', flow_ids) if ex['executionId'] not in handled]
                 if not running:
@@ -304,7 +304,7 @@ def pause_all(client, path, flow_ids, check_mode, now_fn, warn):
             error.msg += (' %d executions were paused before the error (%s); they are in the record %s, so '
                           'state=resumed resumes them.' % (len(result['paused']), ', '.join(result['paused']) or 'none',
                                                            path) if result['paused'] else ' Nothing was paused.')
-            error.extra.update(paused=result['paused'], skipped=result['skipped'])
+            error.extra.update(paused=result['paused'], skipped_executions=result['skipped_executions'])
             error.changed = bool(result['paused'])
             raise error
         if running:
@@ -326,10 +326,16 @@ def pause_all(client, path, flow_ids, check_mode, now_fn, warn):
     result['diff'] = _diff(path, before, after)
     if n:
         result['msg'] = '%s %d running executions%s; recorded in %s' % (
-            'would pause' if check_mode else 'paused', n, _skipped_text(result['skipped']), path)
+            'would pause' if check_mode else 'paused', n, _skipped_text(result['skipped_executions']), path)
     else:
-        result['msg'] = 'no running execution to pause%s' % _skipped_text(result['skipped'])
+        result['msg'] = 'no running execution to pause%s' % _skipped_text(result['skipped_executions'])
     return result
+
+
+def _result(path, nid):
+    # Not 'skipped': Ansible reads a true 'skipped' key of a result as "the task was skipped".
+    return dict(changed=False, paused=[], resumed=[], skipped_executions=[], not_pausable=[], record_path=path,
+                archived_record=None, node_id=nid)
 
 
 def _skipped_text(skipped):
@@ -339,8 +345,7 @@ def _skipped_text(skipped):
 def resume_all(client, path, flow_ids, check_mode, now_fn, warn):
     """Resume the executions of the record that are still paused; then archive the record. Return the result dict."""
     record = load_record(path)
-    result = dict(changed=False, paused=[], resumed=[], skipped=[], not_pausable=[], record_path=path,
-                  archived_record=None, node_id=None)
+    result = _result(path, None)
     if record is None:
         if not os.path.isdir(os.path.dirname(path) or '.'):
             warn('the directory of record_path %s does not exist: check record_path (it must be the one the '
@@ -365,10 +370,10 @@ def resume_all(client, path, flow_ids, check_mode, now_fn, warn):
             eid = entry['executionId']
             status = execution_status(client, eid)
             if status is None:
-                result['skipped'].append(dict(executionId=eid, flowId=entry.get('flowId'), status=None,
+                result['skipped_executions'].append(dict(executionId=eid, flowId=entry.get('flowId'), status=None,
                                               reason='not found on the node'))
             elif status != 'paused':
-                result['skipped'].append(dict(executionId=eid, flowId=entry.get('flowId'), status=status,
+                result['skipped_executions'].append(dict(executionId=eid, flowId=entry.get('flowId'), status=status,
                                               reason='no longer paused (status %s)' % status))
             elif check_mode:
                 result['resumed'].append(eid)
@@ -377,7 +382,7 @@ def resume_all(client, path, flow_ids, check_mode, now_fn, warn):
                 if skip is None:
                     result['resumed'].append(eid)
                 else:
-                    result['skipped'].append(dict(executionId=eid, flowId=entry.get('flowId'), **skip))
+                    result['skipped_executions'].append(dict(executionId=eid, flowId=entry.get('flowId'), **skip))
             done += 1
     except (QflowApiError, QflowHttpError, FlowsError) as exc:
         error = explain(exc)
@@ -389,7 +394,7 @@ def resume_all(client, path, flow_ids, check_mode, now_fn, warn):
                                                                     path))
         else:
             error.msg += ' Nothing was resumed; the record %s is unchanged.' % path
-        error.extra.update(resumed=result['resumed'], skipped=result['skipped'])
+        error.extra.update(resumed=result['resumed'], skipped_executions=result['skipped_executions'])
         error.changed = bool(result['resumed']) and not check_mode
         raise error
     result['changed'] = True
@@ -409,6 +414,7 @@ def resume_all(client, path, flow_ids, check_mode, now_fn, warn):
             where = 'the record %s would be archived' % path
     result['record'] = after_record
     result['diff'] = _diff(path, len(entries), len(keep))
-    result['msg'] = '%s %d paused executions%s; %s' % ('would resume' if check_mode else 'resumed',
-                                                      len(result['resumed']), _skipped_text(result['skipped']), where)
+    verb = 'would resume' if check_mode else 'resumed'
+    result['msg'] = '%s %d paused executions%s; %s' % (verb, len(result['resumed']),
+                                                      _skipped_text(result['skipped_executions']), where)
     return result

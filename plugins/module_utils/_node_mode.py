@@ -41,7 +41,7 @@ def explain(exc, action):
     if isinstance(exc, QflowApiError):
         extra = exc.to_result()
         if exc.status == 404 and exc.code in ('NOT_FOUND', None):
-            return NodeModeError('Qflow API answered 404 NOT_FOUND while %s. %s' % (action, EXTENSION_HINT), extra)
+            return NodeModeError('While %s: the Qflow API answered 404 NOT_FOUND. %s' % (action, EXTENSION_HINT), extra)
         if exc.status == 403:
             if exc.code == 'LOCKDOWN_ACTIVE':
                 hint = ('Security lockdown is active on the node: only admin tokens are accepted. Use an operator '
@@ -50,20 +50,20 @@ def explain(exc, action):
                 hint = ('Switching an operating mode needs an admin token (permission "*" or "admin:*"); the token '
                         'in api_token / QFLOW_API_TOKEN lacks it. Use the operator token of the inventory '
                         '(qflow_api_token) or issue one with qflow.ops.operator_token.')
-            return NodeModeError('%s while %s. %s' % (exc.msg, action, hint), extra)
+            return NodeModeError('While %s: %s %s' % (action, exc.msg, hint), extra)
         if exc.status == 401:
             return NodeModeError(
-                '%s while %s. If QFLOW_JWT_SECRET was rotated without keep_previous (revoke-all), every older token '
-                'is dead: issue a fresh one with qflow.ops.operator_token.' % (exc.msg, action), extra)
+                'While %s: %s If QFLOW_JWT_SECRET was rotated without keep_previous (revoke-all), every older token '
+                'is dead: issue a fresh one with qflow.ops.operator_token.' % (action, exc.msg), extra)
         if exc.code == 'UNKNOWN_MODE':
             known = (exc.details or {}).get('known') if isinstance(exc.details, dict) else None
-            return NodeModeError('%s while %s. The node knows the modes %s; check its version against %s.'
-                                 % (exc.msg, action, known, CONTRACT), extra)
-        return NodeModeError('%s (while %s)' % (exc.msg, action), extra)
+            return NodeModeError('While %s: %s The node knows the modes %s; check its version against %s.'
+                                 % (action, exc.msg, known, CONTRACT), extra)
+        return NodeModeError('While %s: %s' % (action, exc.msg), extra)
     if isinstance(exc, QflowHttpError):
         return NodeModeError('%s The operating modes were not %s.' % (
             exc.msg, 'read' if action.startswith('reading') else 'changed'), dict(kind=exc.kind))
-    return NodeModeError('%s (while %s)' % (exc, action))
+    return NodeModeError('While %s: %s' % (action, exc))
 
 
 def _norm(state):

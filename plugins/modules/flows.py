@@ -24,14 +24,14 @@ description:
     not touched and not recorded. An existing record is merged with, so several pause-all runs add up. Its
     C(paused_at) is the time of the first pause, and each entry has its own C(paused_at).
   - An execution that finished between the listing and the pause is refused by the node with
-    C(400 PAUSE_EXECUTION_ERROR) (C(Cannot pause execution in status completed)). It is listed in RV(skipped) and is
-    not a failure.
-  - Pending executions cannot be paused. The reference node, like real Qflow, pauses running executions only. They are
-    listed in RV(not_pausable) with a warning. Enable emergency mode first (M(qflow.ops.node_mode)) so that nothing
+    C(400 PAUSE_EXECUTION_ERROR) (C(Cannot pause execution in status completed)). It is listed in
+    RV(skipped_executions) and is not a failure.
+  - Pending executions cannot be paused. The reference node pauses running executions only. They are listed in
+    RV(not_pausable) with a warning. Enable emergency mode first (M(qflow.ops.node_mode)) so that nothing
     new starts, and run again once they are running.
   - O(state=resumed) reads the record. Each recorded execution that is still paused (C(GET /api/v1/executions/:id))
-    is resumed with C(POST /api/v1/executions/:id/resume). The others are listed in RV(skipped) with their status
-    (finished, aborted, resumed by someone else, unknown to the node after a restore).
+    is resumed with C(POST /api/v1/executions/:id/resume). The others are listed in RV(skipped_executions) with their
+    status (finished, aborted, resumed by someone else, unknown to the node after a restore).
   - After a resume-all the record is archived. It is renamed to C(<record_path>.resumed-<YYYYmmddTHHMMSSZ>) (returned
     as RV(archived_record)), which keeps evidence for the incident timeline, and a later run finds no record. The
     archives are not removed by the module.
@@ -118,7 +118,9 @@ EXAMPLES = r'''
 
 - name: Report what was paused
   ansible.builtin.debug:
-    msg: "paused {{ qflow_pause.paused | length }}, skipped {{ qflow_pause.skipped | length }}, pending {{ qflow_pause.not_pausable | length }}"
+    msg: >-
+      paused {{ qflow_pause.paused | length }}, skipped {{ qflow_pause.skipped_executions | length }},
+      pending {{ qflow_pause.not_pausable | length }}
 
 - name: qflow flows resume-all
   qflow.ops.flows:
@@ -149,9 +151,10 @@ resumed:
   type: list
   elements: str
   sample: []
-skipped:
+skipped_executions:
   description:
-    - Executions left alone. With O(state=paused), they finished between the listing and the pause. With O(state=resumed),
+    - Executions left alone. The key is not called C(skipped), because Ansible would take a non-empty C(skipped) for
+      a skipped task. With O(state=paused), they finished between the listing and the pause. With O(state=resumed),
       they are no longer paused or are unknown to the node. C(status) is V(null) when it is unknown.
   returned: success
   type: list

@@ -115,6 +115,7 @@ def files(directory):
 
 def assert_no_token(res):
     assert TOKEN not in json.dumps(res)
+    assert 'skipped' not in res  # Ansible would show a task whose result has a true 'skipped' as skipped
 
 
 @pytest.fixture
@@ -143,7 +144,7 @@ def test_pause_and_resume_four_steps_each(stub_server, record, tmp_path):
     # pause 1. check: lists what would be paused, writes and posts nothing
     res, failed = run_module(flows, args, check_mode=True, diff=True)
     assert not failed and res['changed'] is True, res
-    assert sorted(res['paused']) == expected and res['skipped'] == []
+    assert sorted(res['paused']) == expected and res['skipped_executions'] == []
     assert res['not_pausable'] == [{'executionId': pending, 'flowId': 'flow-3', 'status': 'pending',
                                     'reason': 'pending: the node pauses running executions only'}]
     assert any('cannot be paused' in w for w in res['_warnings'])
@@ -182,7 +183,7 @@ def test_pause_and_resume_four_steps_each(stub_server, record, tmp_path):
     res, failed = run_module(flows, args, check_mode=True, diff=True)
     assert not failed and res['changed'] is True, res
     assert sorted(res['resumed']) == sorted([ours[0], ours[2]])
-    assert res['skipped'] == [{'executionId': ours[1], 'flowId': 'flow-2', 'status': 'aborted',
+    assert res['skipped_executions'] == [{'executionId': ours[1], 'flowId': 'flow-2', 'status': 'aborted',
                                'reason': 'no longer paused (status aborted)'}]
     assert res['diff']['before'] == {'executions': 3} and res['diff']['after'] == {'executions': 0}
     assert len(posts(srv)) == 3 and files(tmp_path) == ['paused.json'] and res['archived_record'] is None
@@ -190,13 +191,14 @@ def test_pause_and_resume_four_steps_each(stub_server, record, tmp_path):
     # resume 2. real: exactly ours, the record is archived
     res, failed = run_module(flows, args, diff=True)
     assert not failed and res['changed'] is True, res
-    assert sorted(res['resumed']) == sorted([ours[0], ours[2]]) and len(res['skipped']) == 1
+    assert sorted(res['resumed']) == sorted([ours[0], ours[2]]) and len(res['skipped_executions']) == 1
     assert fake.status(ours[0]) == 'running' and fake.status(ours[2]) == 'running'
     assert fake.status(theirs) == 'paused' and fake.status(ours[1]) == 'aborted'
     assert sorted(posts(srv)[3:]) == sorted('/api/v1/executions/%s/resume' % e for e in (ours[0], ours[2]))
     archived = res['archived_record']
     assert archived.startswith(record + '.resumed-') and files(tmp_path) == [os.path.basename(archived)]
     assert read_record(archived) == rec and res['record'] is None
+    assert_no_token(res)
 
     # resume 3 and 4: no record
     for check in (True, False):
@@ -229,10 +231,11 @@ def test_execution_that_finishes_before_the_pause_is_skipped(stub_server, record
     res, failed = run_module(flows, args_for(srv, 'paused', record))
     assert not failed and res['changed'] is True, res
     assert res['paused'] == [a]
-    assert res['skipped'] == [{'executionId': b, 'flowId': 'flow-1', 'status': 'completed',
+    assert res['skipped_executions'] == [{'executionId': b, 'flowId': 'flow-1', 'status': 'completed',
                                'reason': 'Cannot pause execution in status completed'}]
     assert [e['executionId'] for e in read_record(record)['executions']] == [a]
     assert '(1 skipped)' in res['msg']
+    assert_no_token(res)
 
 
 def test_execution_started_while_pausing_is_paused_in_a_second_round(stub_server, record):
@@ -359,7 +362,7 @@ def test_executions_gone_after_a_restore_are_skipped(stub_server, record, tmp_pa
     del fake.executions[a]
     res, failed = run_module(flows, args_for(srv, 'resumed', record))
     assert not failed and res['changed'] is True and res['resumed'] == [], res
-    assert res['skipped'] == [{'executionId': a, 'flowId': 'flow-1', 'status': None, 'reason': 'not found on the node'}]
+    assert res['skipped_executions'] == [{'executionId': a, 'flowId': 'flow-1', 'status': None, 'reason': 'not found on the node'}]
     assert files(tmp_path) == [os.path.basename(res['archived_record'])]
 
 
@@ -372,8 +375,8 @@ def test_resume_race_is_skipped(stub_server, record):
         fake.executions[eid]['status'] = 'running'
     fake.before_control = someone_resumed
     res, failed = run_module(flows, args_for(srv, 'resumed', record))
-    assert not failed and res['resumed'] == [] and res['skipped'][0]['status'] == 'running', res
-    assert res['skipped'][0]['reason'] == 'Cannot resume execution in status running'
+    assert not failed and res['resumed'] == [] and res['skipped_executions'][0]['status'] == 'running', res
+    assert res['skipped_executions'][0]['reason'] == 'Cannot resume execution in status running'
 
 
 def test_node_without_the_executions_api(stub_server, record, tmp_path):

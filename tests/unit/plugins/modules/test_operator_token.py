@@ -28,6 +28,11 @@ ENV = ('# qflow node env\n'
        'QFLOW_PORT=8080\n' % (SECRET, PREVIOUS))
 
 
+def parse(text):
+    """The contract's timestamps: ISO 8601 UTC with milliseconds and a Z (JavaScript toISOString())."""
+    return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
+
+
 def verify(token, secret, now=None):
     """Contract §3.1, independently of the module: base64 JSON, HMAC-SHA256 over the |-joined fields, not expired."""
     payload = json.loads(base64.b64decode(token, validate=True).decode('utf-8'))
@@ -37,7 +42,6 @@ def verify(token, secret, now=None):
     expected = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, payload['signature']):
         raise ValueError('bad signature')
-    parse = lambda s: datetime.datetime.strptime(s, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)  # noqa: E731
     now = now or datetime.datetime.now(datetime.timezone.utc)
     if parse(payload['expiresAt']) <= now:
         raise ValueError('expired')
