@@ -334,4 +334,3 @@ def run(data_dir, checks, ipfs_client=None, timeout=10):
         result['checks']['ipfs_repo'] = entry
     result['ok'] = all(c['ok'] for c in result['checks'].values())
     return result
-

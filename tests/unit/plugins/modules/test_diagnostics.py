@@ -325,7 +325,7 @@ def test_forensics_never_modifies_the_node(tmp_path, stub_server):
         env = stats[params['env_path']]
         assert env['mode'] == '0600' and env['type'] == 'file' and env['inode'] == before[params['env_path']][3]
         assert env['mtime_ns'] == before[params['env_path']][4] and env['ctime_ns'] == before[params['env_path']][5]
-        assert stats[os.path.join(params['release_dir'], 'current')] ['link_target'] == '0.1.0'
+        assert stats[os.path.join(params['release_dir'], 'current')]['link_target'] == '0.1.0'
         assert result['manifest']['forensics']['files_hashed'] == len(regular)
         assert sorted(os.listdir(str(tmp_path / 'evidence'))) == [NAME + '.tar.gz']
     finally:
