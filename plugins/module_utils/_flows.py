@@ -371,10 +371,10 @@ def resume_all(client, path, flow_ids, check_mode, now_fn, warn):
             status = execution_status(client, eid)
             if status is None:
                 result['skipped_executions'].append(dict(executionId=eid, flowId=entry.get('flowId'), status=None,
-                                              reason='not found on the node'))
+                                                         reason='not found on the node'))
             elif status != 'paused':
                 result['skipped_executions'].append(dict(executionId=eid, flowId=entry.get('flowId'), status=status,
-                                              reason='no longer paused (status %s)' % status))
+                                                         reason='no longer paused (status %s)' % status))
             elif check_mode:
                 result['resumed'].append(eid)
             else:
@@ -416,5 +416,5 @@ def resume_all(client, path, flow_ids, check_mode, now_fn, warn):
     result['diff'] = _diff(path, len(entries), len(keep))
     verb = 'would resume' if check_mode else 'resumed'
     result['msg'] = '%s %d paused executions%s; %s' % (verb, len(result['resumed']),
-                                                      _skipped_text(result['skipped_executions']), where)
+                                                       _skipped_text(result['skipped_executions']), where)
     return result

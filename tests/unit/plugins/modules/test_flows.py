@@ -184,7 +184,7 @@ def test_pause_and_resume_four_steps_each(stub_server, record, tmp_path):
     assert not failed and res['changed'] is True, res
     assert sorted(res['resumed']) == sorted([ours[0], ours[2]])
     assert res['skipped_executions'] == [{'executionId': ours[1], 'flowId': 'flow-2', 'status': 'aborted',
-                               'reason': 'no longer paused (status aborted)'}]
+                                          'reason': 'no longer paused (status aborted)'}]
     assert res['diff']['before'] == {'executions': 3} and res['diff']['after'] == {'executions': 0}
     assert len(posts(srv)) == 3 and files(tmp_path) == ['paused.json'] and res['archived_record'] is None
 
@@ -232,7 +232,7 @@ def test_execution_that_finishes_before_the_pause_is_skipped(stub_server, record
     assert not failed and res['changed'] is True, res
     assert res['paused'] == [a]
     assert res['skipped_executions'] == [{'executionId': b, 'flowId': 'flow-1', 'status': 'completed',
-                               'reason': 'Cannot pause execution in status completed'}]
+                                          'reason': 'Cannot pause execution in status completed'}]
     assert [e['executionId'] for e in read_record(record)['executions']] == [a]
     assert '(1 skipped)' in res['msg']
     assert_no_token(res)
