@@ -595,8 +595,8 @@ def plan_change(p):
             if existing['severity'] != p['severity']:
                 raise IncidentError(
                     'incident %s exists with severity %s, not %s; an incident keeps its severity: open a new incident '
-                    'with another id (or none, to generate one) and resolve %s' % (existing['id'], existing['severity'],
-                                                                                  p['severity'], existing['id']))
+                    'with another id (or none, to generate one) and resolve %s'
+                    % (existing['id'], existing['severity'], p['severity'], existing['id']))
             ident = existing['id']
             before = existing
             after = copy.deepcopy(existing)
@@ -676,7 +676,7 @@ def plan_change(p):
     verb = {'opened': 'opened' if created else 'already open', 'acknowledged': 'acknowledged', 'updated': 'updated',
             'escalated': 'escalated to level %s' % p.get('level'), 'resolved': 'resolved'}[state]
     result['msg'] = '%s %s (%s, %s)%s' % (ident, verb, after['severity'], after['status'],
-                                         '' if changed else ': no change')
+                                          '' if changed else ': no change')
     return Plan(incident_dir, ident, before, after, files, link, created, result, warnings)
 
 

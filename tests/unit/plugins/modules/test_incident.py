@@ -538,5 +538,6 @@ def test_info_key_times(tmp_path):
 
 def test_diff_summary(tmp_path):
     kind, res = run(incident, open_args(tmp_path), check_mode=True, diff=True)
-    assert res['diff'] == {'before': {}, 'after': {'status': 'open', 'severity': 'P0', 'timeline': 1, 'escalations': [],
-                                                    'acknowledged_at': None, 'resolved_at': None}}
+    after = {'status': 'open', 'severity': 'P0', 'timeline': 1, 'escalations': [], 'acknowledged_at': None,
+             'resolved_at': None}
+    assert res['diff'] == {'before': {}, 'after': after}
