@@ -92,7 +92,7 @@ def _titles(since):
 
 def _incident(incident_dir):
     """The one incident written in incident_dir."""
-    records = sorted(Path(incident_dir).glob("*/incident.json"))
+    records = sorted(p for p in Path(incident_dir).glob("*/incident.json") if not p.parent.is_symlink())
     assert len(records) == 1, records
     return json.loads(records[0].read_text()), records[0].parent
 
@@ -165,17 +165,18 @@ def test_p0_node_killed(green_lab, tmp_path, report_dir, healed):
     # 2. real: acknowledged, notified, emergency mode, diagnostics, restart, verified, resolved
     r2 = qflow_ops.run("incident-p0", LAB_INVENTORY, extravars=extra, limit=nodes, report_dir=report_dir)
     assert r2.rc == 0 and r2.report["result"] == "pass", r2.stdout[-8000:]
+    assert r2.check(dead, "assess")["value"].startswith("degraded")
     assert _ready(dead) and node_pid(alive) == alive_pid, "the dead node restarted, the live one untouched"
     assert _modes(dead)["emergency"] is False and _modes(alive)["emergency"] is False
     incident, path = _incident(tmp_path / "incidents")
     assert incident["severity"] == "P0" and incident["status"] == "resolved", incident
     assert incident["acknowledged_at"] and incident["resolved_at"]
-    for step in ("assess", "emergency_enabled", "diagnostics_standard", "recover_restart", "emergency_disabled",
-                 "verify"):
+    for step in ("assess", "diagnostics_standard", "recover_restart", "emergency_disabled", "verify"):
         assert step in _steps(incident, dead), (step, _steps(incident))
-    assert "recover_restart" not in _steps(incident, alive)
+    # the live node protected itself while the dead one was down, and was not restarted
+    assert "emergency_enabled" in _steps(incident, alive) and "recover_restart" not in _steps(incident, alive)
     assert (path / "timeline.md").exists() and (path / "postmortem.md").exists()
-    assert list((path / "diagnostics").glob(dead + "*.tar.gz")), "the dead node's diagnostics were fetched"
+    assert list((path / "diagnostics").glob("*-" + dead + ".tar.gz")), "the dead node's diagnostics were fetched"
     titles = _titles(sent)
     assert any("P0 incident opened" in t for t in titles) and any("resolved" in t for t in titles), titles
     after = _counts(dead)
@@ -198,7 +199,7 @@ def test_unknown_incident_id_is_refused(green_lab, tmp_path, report_dir):
                       extravars=_extra(tmp_path, qflow_incident_id="INC-20991231-000000-P0"))
     assert r.rc != 0
     assert "INC-20991231-000000-P0 not found" in r.stdout, r.stdout[-3000:]
-    assert not list((tmp_path / "incidents").glob("*/incident.json")), "nothing was written"
+    assert not list((tmp_path / "incidents").glob("*/incident.json")), "no incident was written"
     assert {n: node_pid(n) for n in pids} == pids
     assert not any(_modes(n)["emergency"] for n in pids)
 
@@ -215,7 +216,7 @@ def test_p1_bad_release_rolled_back(green_lab, tmp_path, report_dir, healed):
     r = qflow_ops.run("incident-p1", LAB_INVENTORY, limit=nodes, report_dir=report_dir,
                       extravars=_extra(tmp_path, qflow_incident_title="Game day: bad release, every execution fails"))
     assert r.rc == 0 and r.report["result"] == "pass", r.stdout[-8000:]
-    assert r.check(bad, "assess")["ok"] is False, "the assessment saw the degraded node"
+    assert r.check(bad, "assess")["value"].startswith("degraded"), "the assessment saw the degraded node"
     assert r.check(bad, "recover")["value"] == "rolled back to 0.1.0", r.check(bad, "recover")
     assert _release(bad) == "0.1.0" and _ready(bad)
     history = [json.loads(line) for line in (Path(_hv(bad)["qflow_release_dir"]) / "history.jsonl").read_text().splitlines()]
@@ -310,7 +311,7 @@ def test_data_corruption_restored(green_lab, inventory_copy, tmp_path, report_di
     r = qflow_ops.run("data-corruption", inv, limit=node, report_dir=report_dir,
                       extravars=_extra(tmp_path, qflow_incident_title="Game day: corrupt state file"))
     assert r.rc == 0 and r.report["result"] == "pass", r.stdout[-8000:]
-    assert r.check(node, "data_verify")["ok"] is False, "the corruption was found"
+    assert r.check(node, "data_verify")["value"] == "corrupt", "the corruption was found"
     assert r.check(node, "restore")["value"].startswith("restored "), r.check(node, "restore")
     assert r.check(node, "data_verify_after")["ok"] is True
     incident, _ = _incident(tmp_path / "incidents")
@@ -350,7 +351,7 @@ def test_security_breach_leaked_token(green_lab, tmp_path, report_dir, healed):
     incident, path = _incident(tmp_path / "incidents")
     assert incident["kind"] == "security-breach" and incident["status"] != "resolved"
     assert 3 in [e["level"] for e in incident["escalations"]], incident["escalations"]
-    assert list((path / "diagnostics").glob(victim + "*.tar.gz")) and not list((path / "diagnostics").glob(other + "*"))
+    assert list((path / "diagnostics").glob("*-" + victim + ".tar.gz")) and not list((path / "diagnostics").glob("*-" + other + ".tar.gz"))
     # revoked: the leaked and the old operator tokens fail everywhere
     for node in nodes.split(","):
         assert _call(node, "/api/v1/flows", token=operator[node])[0] == 401
@@ -391,8 +392,8 @@ def test_unknown_node_to_isolate_is_refused(green_lab, tmp_path, report_dir):
 
 # ------------------------------------------------------------------ daily security check
 def test_security_daily_check_flags_unknown_identity(green_lab, tmp_path, report_dir):
-    node = "qflow-node-6"
-    extra = {"qflow_ir_auth_window": "3m", "qflow_ir_known_identities": OPERATORS}
+    node = "qflow-node-4"  # a node the other game days leave alone (their identities are in its log otherwise)
+    extra = {"qflow_ir_auth_window": "2m", "qflow_ir_known_identities": OPERATORS}
     r1 = qflow_ops.run("security-daily-check", LAB_INVENTORY, limit=node, report_dir=report_dir, extravars=extra)
     assert r1.report is not None and r1.check(node, "auth_identities")["ok"] is True, r1.stdout[-4000:]
     leaked = _token(node, "squid:user:leaked", "flow:read")
