@@ -1149,6 +1149,49 @@ def _replace_tables(live_db, archived_db, tables):
                     pass
 
 
+def _damaged_database(data_dir):
+    """True when a SQLite file of the data dir fails to open or PRAGMA quick_check (read-only, immutable: the node is
+    stopped)."""
+    for name in sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []:
+        path = os.path.join(data_dir, name)
+        if not name.endswith('.db') or not os.path.isfile(path):
+            continue
+        try:
+            con = sqlite3.connect('file:%s?mode=ro&immutable=1' % path, uri=True)
+            try:
+                if con.execute('PRAGMA quick_check').fetchone()[0] != 'ok':
+                    return True
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return True
+    return False
+
+
+def _keep_damaged(backup_dir, data_dir, config_path, node_id, now):
+    """Archive the data dir and config as they are (no consistency check) as <backup_dir>/damaged-<node>-<time>.tar.gz
+    (mode 0600); return its path. Not a catalogued backup: it cannot be restored by this module."""
+    stamp = (now or utcnow()).strftime('%Y%m%dT%H%M%SZ')
+    path = os.path.join(backup_dir, 'damaged-%s-%s.tar.gz' % (node_id, stamp))
+    tmp = path + '.part'
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, 'wb') as raw:
+            with tarfile.open(fileobj=raw, mode='w:gz') as tar:
+                if os.path.isdir(data_dir):
+                    tar.add(data_dir, arcname='data')
+                if os.path.isfile(config_path):
+                    tar.add(config_path, arcname='config/' + os.path.basename(config_path))
+        os.rename(tmp, path)
+    except (OSError, IOError, tarfile.TarError) as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise BackupError('the current state is damaged and could not be kept as %s: %s; nothing was changed' % (path, exc))
+    return path
+
+
 def restore_backup(backup_dir, backup_id, data_dir, config_path, node_id, parts=None, check_mode=False, now=None, ipfs=None):
     """Verify, compare and (unless check_mode or already equal) restore the chosen parts of a backup.
 
@@ -1183,9 +1226,17 @@ def restore_backup(backup_dir, backup_id, data_dir, config_path, node_id, parts=
                 raise BackupError('%s is open by another process (is the node running?): stop the node before restoring the data '
                                   'dir, or restore only flows/executions, which is safe online; nothing was changed' % live)
         if os.path.isdir(data_dir) or os.path.isfile(config_path):  # nothing to keep on an empty node
-            safety = create_backup(backup_dir, data_dir, config_path, node_id, verify=True, kind='safety', partial_ok=True,
-                                   ipfs=ipfs)
-            result['safety_backup_id'] = safety['id']
+            try:
+                safety = create_backup(backup_dir, data_dir, config_path, node_id, verify=True, kind='safety',
+                                       partial_ok=True, ipfs=ipfs)
+                result['safety_backup_id'] = safety['id']
+            except BackupError as exc:
+                if 'data' not in parts or not _damaged_database(data_dir):
+                    raise
+                # The state being replaced is the damaged one (the data corruption procedure): it cannot be backed
+                # up consistently, so its files are kept byte for byte as evidence (the node is stopped: checked above).
+                result['damaged_copy'] = _keep_damaged(backup_dir, data_dir, config_path, node_id, now)
+                result['safety_error'] = str(exc)
         _apply_restore(plan, scratch, data_dir, config_path)
         for cid in plan['ipfs']:
             try:

@@ -32,7 +32,9 @@ description:
     backup that fails verification or an unknown O(backup_id) makes the module fail without changing anything.
     When the live content already equals the archive for those parts (sha256 of the config, row-set digests of the
     tables, file digests of the data dir) nothing is done (not changed). Otherwise a safety backup of the current state
-    is taken first (a normal backup recorded in the catalog with C(kind=safety), RV(safety_backup_id)).
+    is taken first (a normal backup recorded in the catalog with C(kind=safety), RV(safety_backup_id)). When the state
+    database being replaced is damaged (it fails C(PRAGMA quick_check)), it cannot be backed up consistently: its files
+    are then kept byte for byte in RV(damaged_copy) instead, with a warning.
   - Whole restore (V(config), V(data)) writes every differing file to a temporary file beside its target and renames it
     into place, removes the data dir files that are not in the archive and the C(-wal)/C(-shm) files of each replaced
     database. B(The module does not stop the service) - the playbook must stop the node before a whole restore and
@@ -318,10 +320,21 @@ backup_id:
   type: str
   sample: qflow-node-1-20261127T031245Z
 safety_backup_id:
-  description: Id of the safety backup taken before restoring, or null when nothing was changed (or in check mode).
+  description:
+    - Id of the safety backup taken before restoring, or null when nothing was changed (or in check mode), or when the
+      state being replaced was damaged (see RV(damaged_copy)).
   returned: with O(state=restored)
   type: str
   sample: qflow-node-1-20261127T041002Z
+damaged_copy:
+  description:
+    - Path of C(damaged-<node_id>-<time>.tar.gz) in O(backup_dir) - the data dir and config exactly as they were -
+      when a whole restore replaced a state database that does not pass C(PRAGMA quick_check) and so could not get a
+      safety backup (the data corruption procedure). Kept as evidence; it is not in the catalog and is not restorable
+      by this module.
+  returned: when the replaced state was damaged
+  type: str
+  sample: /var/backups/qflow/damaged-qflow-node-1-20261127T041002Z.tar.gz
 restored:
   description: What was restored (what would be in check mode). Empty lists and dicts when the node already matched.
   returned: with O(state=restored)
@@ -574,6 +587,12 @@ def _restored(module, p, node_id, result):
         result['msg'] = 'would restore from backup %s: %s (after a safety backup)' % (backup_id, '; '.join(what))
     else:
         result['msg'] = 'restored from backup %s: %s; safety backup %s' % (backup_id, '; '.join(what), done['safety_backup_id'])
+        if done.get('damaged_copy'):
+            result['damaged_copy'] = done['damaged_copy']
+            result['msg'] = ('restored from backup %s: %s; the replaced state was damaged, so instead of a safety backup its '
+                             'files were kept as they were in %s' % (backup_id, '; '.join(what), done['damaged_copy']))
+            module.warn('no safety backup: the current state could not be backed up (%s); kept as is in %s'
+                        % (done['safety_error'], done['damaged_copy']))
     module.exit_json(**result)
 
 

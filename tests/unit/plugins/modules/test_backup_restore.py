@@ -155,6 +155,40 @@ def test_whole_restore_four_steps(tmp_path):
     assert node_state(node) == after_node and h.dir_state(node['backup_dir']) == after_backups
 
 
+def test_whole_restore_over_a_damaged_database_keeps_it_as_evidence(tmp_path):
+    """Data corruption: the state being replaced cannot get a safety backup; its bytes are kept instead."""
+    node = make_node(tmp_path)
+    made = take_backup(node)
+    original = tables(node['db'])
+    node['conn'].close()  # the node is stopped
+    with open(node['db'], 'r+b') as handle:  # damage the database past its header
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(size // 2)
+        handle.write(os.urandom(min(8192, size // 2)))
+        handle.seek(100)
+        handle.write(os.urandom(100))
+    damaged = open(node['db'], 'rb').read()
+    args = h.module_args(node, state='restored', backup_id=made['id'])
+
+    kind, res = h.run_module(backup, args, check_mode=True)
+    assert kind == 'exit' and res['changed'] is True and 'damaged_copy' not in res, res
+    assert open(node['db'], 'rb').read() == damaged
+
+    kind, res = h.run_module(backup, args)
+    assert kind == 'exit' and res['changed'] is True, res
+    assert res['safety_backup_id'] is None and res['damaged_copy'].endswith('.tar.gz'), res
+    assert 'the replaced state was damaged' in res['msg']
+    assert tables(node['db']) == original
+    assert os.stat(res['damaged_copy']).st_mode & 0o777 == 0o600
+    with tarfile.open(res['damaged_copy']) as tar:
+        assert tar.extractfile('data/state.db').read() == damaged
+    assert os.path.basename(res['damaged_copy']) not in json.dumps(catalog(node))
+
+    kind, res = h.run_module(backup, args)
+    assert kind == 'exit' and res['changed'] is False, res
+
+
 def test_flows_only_restore_four_steps_online(tmp_path):
     node = make_node(tmp_path)
     made = take_backup(node)
