@@ -156,8 +156,8 @@ def healed():
             lab("fault", node, "down", check=False)
             for p in db.parent.glob("state.db*"):
                 p.unlink()
+    lab("heal", "all", timeout=300)  # faults and modes off (an isolated node is never ready for `up`)
     lab("up", "--nodes", str(LAB_NODES), timeout=600)  # re-issues the inventory tokens from the current secrets
-    lab("heal", "all", timeout=300)
 
 
 def _integrity(db):
@@ -361,7 +361,7 @@ def test_security_breach_leaked_token(green_lab, tmp_path, report_dir, healed):
     sent = len(_messages())
     fault_at = time.time()
     r = qflow_ops.run("security-breach", LAB_INVENTORY, limit=nodes, report_dir=report_dir, verbosity=3,
-                      extravars=_extra(tmp_path, qflow_breach_identity="squid:user:leaked",
+                      extravars=_extra(tmp_path, qflow_breach_identity="squid:user:leaked", qflow_breach_window="2m",
                                        qflow_incident_title="Game day: leaked token used"))
     assert r.rc == 0 and r.report["result"] == "pass", r.stdout[-8000:]
     # isolated: out of the pool, still running (evidence), forensics fetched
