@@ -33,7 +33,7 @@ description:
     When the live content already equals the archive for those parts (sha256 of the config, row-set digests of the
     tables, file digests of the data dir) nothing is done (not changed). Otherwise a safety backup of the current state
     is taken first (a normal backup recorded in the catalog with C(kind=safety), RV(safety_backup_id)). When the state
-    database being replaced is damaged (it fails C(PRAGMA quick_check)), it cannot be backed up consistently: its files
+    database being replaced is damaged (it fails C(PRAGMA quick_check)), it cannot be backed up consistently, so its files
     are then kept byte for byte in RV(damaged_copy) instead, with a warning.
   - Whole restore (V(config), V(data)) writes every differing file to a temporary file beside its target and renames it
     into place, removes the data dir files that are not in the archive and the C(-wal)/C(-shm) files of each replaced
