@@ -40,6 +40,7 @@ import tempfile
 import zlib
 
 from ansible_collections.qflow.ops.plugins.module_utils._files import FilesError, ensure_private_dir, fsync_dir, write_atomic
+from ansible_collections.qflow.ops.plugins.module_utils._integrity import inspect_db
 from ansible_collections.qflow.ops.plugins.module_utils._time import iso, parse_iso, utcnow
 
 FORMAT = 1
@@ -1150,20 +1151,10 @@ def _replace_tables(live_db, archived_db, tables):
 
 
 def _damaged_database(data_dir):
-    """True when a SQLite file of the data dir fails to open or PRAGMA quick_check (read-only, immutable: the node is
-    stopped)."""
+    """True when a SQLite file of the data dir fails to open or PRAGMA quick_check (read-only; the node is stopped)."""
     for name in sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []:
         path = os.path.join(data_dir, name)
-        if not name.endswith('.db') or not os.path.isfile(path):
-            continue
-        try:
-            con = sqlite3.connect('file:%s?mode=ro&immutable=1' % path, uri=True)
-            try:
-                if con.execute('PRAGMA quick_check').fetchone()[0] != 'ok':
-                    return True
-            finally:
-                con.close()
-        except sqlite3.Error:
+        if name.endswith('.db') and os.path.isfile(path) and not inspect_db(path, integrity='quick', tables=[])['ok']:
             return True
     return False
 
