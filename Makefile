@@ -18,16 +18,26 @@ export PYTHONDONTWRITEBYTECODE := 1
 ## setup: Debian packages (Prometheus, Alertmanager, supervisor, Node.js), .venv with pinned deps, js-ipfs, collection link
 setup: system-packages venv ipfs link
 
+## system-packages: ask apt only for what is missing, command by command, and never for Debian's nodejs/npm when a
+## Node.js is already installed from another source (apt refuses: "held broken packages")
 system-packages:
-	@missing=""
-	for cmd in prometheus prometheus-alertmanager promtool supervisord supervisorctl node npm; do
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$cmd"
-	done
-	if [ -n "$$missing" ]; then
-	  echo "== installing Debian packages (missing:$$missing)"
+	@pkgs=""
+	command -v prometheus >/dev/null 2>&1 || pkgs="$$pkgs prometheus"
+	command -v promtool >/dev/null 2>&1 || case "$$pkgs" in *" prometheus"*) ;; *) pkgs="$$pkgs prometheus";; esac
+	command -v prometheus-alertmanager >/dev/null 2>&1 || pkgs="$$pkgs prometheus-alertmanager"
+	{ command -v supervisord && command -v supervisorctl; } >/dev/null 2>&1 || pkgs="$$pkgs supervisor"
+	if ! command -v node >/dev/null 2>&1; then
+	  pkgs="$$pkgs nodejs"
+	  command -v npm >/dev/null 2>&1 || pkgs="$$pkgs npm"
+	elif ! command -v npm >/dev/null 2>&1; then
+	  echo "Node.js $$(node --version) is installed without npm; install the npm that belongs to it (not Debian's npm, which needs Debian's nodejs)" >&2
+	  exit 1
+	fi
+	if [ -n "$$pkgs" ]; then
+	  echo "== installing Debian packages:$$pkgs"
 	  export DEBIAN_FRONTEND=noninteractive
 	  apt-get update -qq
-	  apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager supervisor nodejs npm >/dev/null
+	  apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null
 	fi
 
 venv: $(VENV)/.installed
@@ -48,9 +58,11 @@ lab/ipfs/node_modules/.installed: lab/ipfs/package.json lab/ipfs/package-lock.js
 	(cd lab/ipfs && NO_UPDATE_NOTIFIER=1 npm ci --no-audit --no-fund --loglevel=error)
 	touch $@
 
+## link: collections/ansible_collections/qflow/ops, the layout pytest-ansible's --ansible-unit-inject creates (and
+## creates itself when pytest runs first); ansible.cfg's collections_path points there for checkout runs
 link:
-	@mkdir -p .collections/ansible_collections/qflow
-	ln -sfn ../../.. .collections/ansible_collections/qflow/ops
+	@mkdir -p collections/ansible_collections/qflow
+	[ -e collections/ansible_collections/qflow/ops ] || ln -s ../../.. collections/ansible_collections/qflow/ops
 
 ## demo: start the lab, take the nightly backup, run the morning health check and print its report
 demo: setup
@@ -82,30 +94,46 @@ lab-systemd-down:
 lab-systemd-status:
 	$(BIN)/qflow-lab status --profile systemd
 
-## integration-systemd: the integration tests against the systemd profile (inventories/lab-systemd/hosts.yml)
+## integration-systemd: the whole integration suite against the systemd profile (inventories/lab-systemd/hosts.yml),
+## left up; DEPLOY=compose for the compose deploy
 integration-systemd: setup
 	$(BIN)/qflow-lab up --profile systemd --nodes $(TEST_NODES) --deploy $(DEPLOY) --timeout 300
 	QFLOW_LAB_PROFILE=systemd QFLOW_LAB_DEPLOY=$(DEPLOY) QFLOW_TEST_NODES=$(TEST_NODES) \
 	  $(PY) -m pytest tests/integration -p no:cacheprovider -q -rs
 
-## test: every check and test (sanity, lint, docs, unit, integration against the lab on both profiles: the
-## processes lab, which is then brought down, and the systemd profile, brought up and down by test-systemd)
-test: setup sanity lint docs-check
-	$(BIN)/qflow-lab up --nodes $(TEST_NODES)
-	rc=0
-	QFLOW_TEST_NODES=$(TEST_NODES) $(PY) -m pytest tests/unit tests/integration -p no:cacheprovider -q -rs || rc=$$?
-	$(BIN)/qflow-lab down
-	$(MAKE) --no-print-directory test-systemd || rc=$$?
+## check: the inner loop, no lab needed (< 5 min): ansible-test sanity, ansible-lint, ansible-doc, unit tests
+.PHONY: check test-processes
+check: setup sanity lint docs-check unit
+
+## test: every check and test, stage by stage, each timed (README, "Tests"): check; the integration suite on the
+## processes lab (one lab of TEST_NODES nodes shared by every test module); then the tests marked `systemd` (what that
+## profile adds: SSH, systemd units, production paths, the collection and timers inside a node) on the systemd profile
+test: setup
+	rc=0; stages=""
+	stage() { local name=$$1 start=$$SECONDS; shift; "$$@" || rc=$$?; stages="$$stages $$name=$$((SECONDS - start))s"; }
+	stage check $(MAKE) --no-print-directory check
+	stage integration $(MAKE) --no-print-directory test-processes
+	stage systemd $(MAKE) --no-print-directory test-systemd
+	echo "== make test stages:$$stages (rc=$$rc)"
 	exit $$rc
 
-## test-systemd: the integration tests on the systemd profile (TEST_NODES containers with systemd, IPFS and the
-## node; docker.io/debootstrap installed on first use), then the profile brought down (dockerd stopped)
-.PHONY: test-systemd
-test-systemd: setup
-	$(BIN)/qflow-lab up --profile systemd --nodes $(TEST_NODES) --deploy $(DEPLOY) --timeout 300
+## test-processes: the integration suite against the processes lab (brought up, shared, then down)
+test-processes: setup
+	$(BIN)/qflow-lab up --nodes $(TEST_NODES)
 	rc=0
-	QFLOW_LAB_PROFILE=systemd QFLOW_LAB_DEPLOY=$(DEPLOY) QFLOW_TEST_NODES=$(TEST_NODES) \
-	  $(PY) -m pytest tests/integration -p no:cacheprovider -q -rs || rc=$$?
+	QFLOW_TEST_NODES=$(TEST_NODES) $(PY) -m pytest tests/integration -p no:cacheprovider -q -rs --durations=20 || rc=$$?
+	$(BIN)/qflow-lab down
+	exit $$rc
+
+## test-systemd: the integration tests marked `systemd` on the systemd profile (SYSTEMD_NODES containers with
+## systemd, IPFS and the node; docker.io/debootstrap installed on first use), then the profile brought down
+.PHONY: test-systemd
+SYSTEMD_NODES ?= 3
+test-systemd: setup
+	$(BIN)/qflow-lab up --profile systemd --nodes $(SYSTEMD_NODES) --deploy $(DEPLOY) --timeout 300
+	rc=0
+	QFLOW_LAB_PROFILE=systemd QFLOW_LAB_DEPLOY=$(DEPLOY) QFLOW_TEST_NODES=$(SYSTEMD_NODES) \
+	  $(PY) -m pytest tests/integration -m systemd -p no:cacheprovider -q -rs --durations=20 || rc=$$?
 	$(BIN)/qflow-lab down --profile systemd
 	exit $$rc
 

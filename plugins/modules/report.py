@@ -165,7 +165,7 @@ latest_path:
   type: str
   sample: /srv/reports/morning-health-check/latest
 result:
-  description: V(pass) when every check passed, else V(fail).
+  description: V(pass) when every check passed, else V(fail). A report with no check at all is V(fail) (it proves nothing).
   returned: always
   type: str
   sample: fail

@@ -134,3 +134,14 @@ def test_four_steps_with_a_fixed_timestamp(tmp_path):
     kind, step4 = h.run_module(report, args)
     assert kind == 'exit' and step4['changed'] is False
     assert (open(step2['json_path'], 'rb').read(), open(step2['md_path'], 'rb').read()) == written
+
+
+def test_zero_items_is_never_a_pass(tmp_path):
+    """A report with no check item (no node took part) fails and says why, in the result and both files."""
+    kind, res = h.run_module(report, _args(tmp_path, checks=[], escalation='page the on-call engineer'))
+    assert kind == 'exit' and res['result'] == 'fail' and res['summary']['items'] == 0
+    data = json.load(open(res['json_path']))
+    assert data['result'] == 'fail' and 'no check was made' in data['reason']
+    assert data['escalation'] == 'page the on-call engineer'
+    md = open(res['md_path'], encoding='utf-8').read()
+    assert FAIL + ' FAIL' in md and 'recorded 0 items' in md and 'page the on-call engineer' in md
