@@ -105,16 +105,22 @@ integration-systemd: setup
 .PHONY: check test-processes
 check: setup sanity lint docs-check unit
 
-## test: every check and test, stage by stage, each timed (README, "Tests"): check; the integration suite on the
-## processes lab (one lab of TEST_NODES nodes shared by every test module); then the tests marked `systemd` (what that
-## profile adds: SSH, systemd units, production paths, the collection and timers inside a node) on the systemd profile
+## test: every check and test, each stage timed (README, "Tests"). First, side by side: check (CPU: sanity, lint,
+## ansible-doc, unit) and the systemd profile's stage (mostly waiting on containers: the tests marked `systemd`, what
+## that profile adds: SSH, systemd units, production paths, the collection and timers inside a node). Then, alone (its
+## tests measure CPU and latency), the integration suite on the processes lab, one lab shared by every test module.
 test: setup
-	rc=0; stages=""
-	stage() { local name=$$1 start=$$SECONDS; shift; "$$@" || rc=$$?; stages="$$stages $$name=$$((SECONDS - start))s"; }
-	stage check $(MAKE) --no-print-directory check
-	stage integration $(MAKE) --no-print-directory test-processes
-	stage systemd $(MAKE) --no-print-directory test-systemd
-	echo "== make test stages:$$stages (rc=$$rc)"
+	rc=0; stages=""; logs=build/test-logs; mkdir -p $$logs
+	begin=$$SECONDS
+	$(MAKE) --no-print-directory check >$$logs/check.log 2>&1 & check=$$!
+	$(MAKE) --no-print-directory test-systemd >$$logs/systemd.log 2>&1 & systemd=$$!
+	wait $$check || rc=$$?; stages="$$stages check=$$((SECONDS - begin))s"
+	echo "== make check (log: $$logs/check.log)"; cat $$logs/check.log
+	wait $$systemd || rc=$$?; stages="$$stages systemd=$$((SECONDS - begin))s"
+	echo "== make test-systemd (log: $$logs/systemd.log)"; cat $$logs/systemd.log
+	begin=$$SECONDS
+	$(MAKE) --no-print-directory test-processes || rc=$$?; stages="$$stages integration=$$((SECONDS - begin))s"
+	echo "== make test stages (check and systemd side by side, then integration):$$stages, rc=$$rc"
 	exit $$rc
 
 ## test-processes: the integration suite against the processes lab (brought up, shared, then down)
@@ -138,7 +144,7 @@ test-systemd: setup
 	exit $$rc
 
 unit: setup
-	$(PY) -m pytest tests/unit -p no:cacheprovider -q
+	$(PY) -m pytest tests/unit -p no:cacheprovider -q --durations=10
 
 integration: setup
 	$(BIN)/qflow-lab up --nodes $(TEST_NODES)

@@ -56,6 +56,7 @@ def api(host, method, path, body=None):
         return json.loads(r.read())["data"]
 
 
+@pytest.mark.systemd  # ipfs.service inside the node
 def test_ipfs_repo_stat_gc_verify_and_flow_pins(green_lab):
     host = hostvars(green_lab, NODE)
     url = host["qflow_ipfs_api_url"]

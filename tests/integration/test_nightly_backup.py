@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import qflow_ops
 from labtest import lab_hosts, scratch
 
@@ -33,6 +35,7 @@ def _changed(result):
     return sum(n for host, n in result.stats.get("changed", {}).items() if host != "localhost")
 
 
+@pytest.mark.systemd  # production paths, archives written over SSH
 def test_four_steps(lab_inventory, inventory_copy, tmp_path, report_dir):
     base = tmp_path / "backups"
     inv = _with_backup_dirs(inventory_copy, base)

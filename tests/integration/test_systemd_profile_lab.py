@@ -12,7 +12,7 @@ import yaml
 
 from labtest import BIN, SYSTEMD, lab_hosts, run_cmd
 
-pytestmark = pytest.mark.skipif(not SYSTEMD, reason="needs QFLOW_LAB_PROFILE=systemd (qflow-lab --profile systemd)")
+pytestmark = [pytest.mark.systemd, pytest.mark.skipif(not SYSTEMD, reason="needs QFLOW_LAB_PROFILE=systemd (qflow-lab --profile systemd)")]
 
 STATUS_PLAY = """
 - name: Service status through qflow.ops.service

@@ -112,6 +112,7 @@ def _fresh_rotation_state():
     lab("up", "--nodes", str(LAB_NODES), timeout=600)
 
 
+@pytest.mark.systemd  # systemd restarts, apt, rotation over SSH
 def test_weekly_window_four_steps(green_lab, inventory_copy, tmp_path, report_dir):
     _fresh_rotation_state()
     base = tmp_path / "nodes"
