@@ -154,7 +154,7 @@ sanity: setup
 	tools/ansible-test-sanity.sh
 
 lint: setup
-	ansible-lint --offline --profile production -q playbooks roles
+	ansible-lint --offline --profile production -q playbooks roles awx execution-environment.yml inventories/examples
 
 docs-check: setup
 	tools/docs-check.sh
