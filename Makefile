@@ -113,21 +113,23 @@ test: setup
 	rc=0; stages=""; logs=build/test-logs; mkdir -p $$logs
 	begin=$$SECONDS
 	$(MAKE) --no-print-directory check >$$logs/check.log 2>&1 & check=$$!
-	$(MAKE) --no-print-directory test-systemd >$$logs/systemd.log 2>&1 & systemd=$$!
+	$(MAKE) --no-print-directory test-systemd SYSTEMD_SELECT='-m "systemd or nolab"' >$$logs/systemd.log 2>&1 & systemd=$$!
 	wait $$check || rc=$$?; stages="$$stages check=$$((SECONDS - begin))s"
 	echo "== make check (log: $$logs/check.log)"; cat $$logs/check.log
 	wait $$systemd || rc=$$?; stages="$$stages systemd=$$((SECONDS - begin))s"
 	echo "== make test-systemd (log: $$logs/systemd.log)"; cat $$logs/systemd.log
 	begin=$$SECONDS
-	$(MAKE) --no-print-directory test-processes || rc=$$?; stages="$$stages integration=$$((SECONDS - begin))s"
+	$(MAKE) --no-print-directory test-processes PROCESSES_SELECT='-m "not nolab"' || rc=$$?; stages="$$stages integration=$$((SECONDS - begin))s"
 	echo "== make test stages (check and systemd side by side, then integration):$$stages, rc=$$rc"
 	exit $$rc
 
-## test-processes: the integration suite against the processes lab (brought up, shared, then down)
+## test-processes: the integration suite against the processes lab (brought up, shared, then down); within make test,
+## the tests marked nolab run in the systemd stage instead (PROCESSES_SELECT)
+PROCESSES_SELECT ?=
 test-processes: setup
 	$(BIN)/qflow-lab up --nodes $(TEST_NODES)
 	rc=0
-	QFLOW_TEST_NODES=$(TEST_NODES) $(PY) -m pytest tests/integration -p no:cacheprovider -q -rs --durations=20 || rc=$$?
+	QFLOW_TEST_NODES=$(TEST_NODES) $(PY) -m pytest tests/integration $(PROCESSES_SELECT) -p no:cacheprovider -q -rs --durations=20 || rc=$$?
 	$(BIN)/qflow-lab down
 	exit $$rc
 
@@ -135,11 +137,12 @@ test-processes: setup
 ## systemd, IPFS and the node; docker.io/debootstrap installed on first use), then the profile brought down
 .PHONY: test-systemd
 SYSTEMD_NODES ?= 3
+SYSTEMD_SELECT ?= -m systemd
 test-systemd: setup
 	$(BIN)/qflow-lab up --profile systemd --nodes $(SYSTEMD_NODES) --deploy $(DEPLOY) --timeout 300
 	rc=0
 	QFLOW_LAB_PROFILE=systemd QFLOW_LAB_DEPLOY=$(DEPLOY) QFLOW_TEST_NODES=$(SYSTEMD_NODES) \
-	  $(PY) -m pytest tests/integration -m systemd -p no:cacheprovider -q -rs --durations=20 || rc=$$?
+	  $(PY) -m pytest tests/integration $(SYSTEMD_SELECT) -p no:cacheprovider -q -rs --durations=20 || rc=$$?
 	$(BIN)/qflow-lab down --profile systemd
 	exit $$rc
 

@@ -15,6 +15,9 @@ cryptography = pytest.importorskip("cryptography", reason="community.crypto need
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
+# no lab: localhost and community.crypto only (make test runs it beside make check)
+pytestmark = pytest.mark.nolab
+
 PLAY = {"hosts": "localhost", "connection": "local", "gather_facts": False,
         "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}}
 

@@ -41,7 +41,8 @@ RUNBOOK = {
 }
 ELAPSE = re.compile(r'(?:Next elapse|Iter\. #\d+): (\w{3}) (\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) (\S+)')
 
-pytestmark = pytest.mark.skipif(ANALYZE is None, reason='systemd-analyze is not installed (Debian package systemd)')
+pytestmark = [pytest.mark.nolab,  # no lab: the role into a temporary root on localhost (make test runs it beside make check)
+              pytest.mark.skipif(ANALYZE is None, reason='systemd-analyze is not installed (Debian package systemd)')]
 
 
 @pytest.fixture
@@ -234,7 +235,8 @@ def test_failure_notification_names_the_failed_checks(root):
     """The playbook behind qflow-ops-notify-failure@.service, run as the unit runs it (implicit localhost, the
     procedures' inventory, QFLOW_REPORT_DIR and the webhook from the environment), against a stub webhook. Here
     systemctl cannot answer (no systemd as PID 1): result and exit status are reported as unknown."""
-    from qflow_stub_http import Route, StubServer  # tests/unit/plugins, on sys.path through tests/unit/conftest.py
+    sys.path.insert(0, str(ROOT / 'tests' / 'unit' / 'plugins'))  # the shared stub HTTP server of the unit tests
+    from qflow_stub_http import Route, StubServer
 
     run_dir = root / 'reports' / 'morning-health-check' / '20261203T080000Z'
     run_dir.mkdir(parents=True)
