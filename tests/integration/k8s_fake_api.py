@@ -1,24 +1,28 @@
-"""A FAKE Kubernetes API server for the tests: loopback HTTP, stdlib only, Secrets only.
+"""A FAKE Kubernetes API server for the tests: loopback HTTP, stdlib only, Secrets, Deployments, StatefulSets.
 
 Not a Kubernetes: no real API server can be had on the test machine (see docs, "tested against a fake API server").
 It answers what kubernetes.core's dynamic client (the Python ``kubernetes`` library) asks for when it reads and
-patches a Secret, and a Deployment (the service role's rollout restart): discovery (/version, /api, /api/v1, /apis,
-/apis/apps/v1), GET/PATCH /api/v1/namespaces/<ns>/secrets/<name> and /apis/apps/v1/namespaces/<ns>/deployments/<name>,
-with merge-patch semantics (strategic merge is the same for a Secret's maps; null deletes a key) and ``dryRun=All``
-(the answer of a patch that is not stored, which is how kubernetes.core runs in check mode). Every request is logged in
-``requests``; an unknown path answers 404 and is logged in ``unknown`` so that a test can show what the client wanted.
+patches a Secret, and a Deployment or StatefulSet (the service role's rollout restart): discovery (/version, /api,
+/api/v1, /apis, /apis/apps/v1), GET/PATCH /api/v1/namespaces/<ns>/secrets/<name> and
+/apis/apps/v1/namespaces/<ns>/{deployments,statefulsets}/<name>, with merge-patch semantics (strategic merge is the
+same for a Secret's maps; null deletes a key) and ``dryRun=All`` (the answer of a patch that is not stored, which is
+how kubernetes.core runs in check mode). Every request is logged in ``requests``; an unknown path answers 404 and is
+logged in ``unknown`` so that a test can show what the client wanted.
+A StatefulSet's rollout is instant: a change of its spec bumps ``generation`` and its revision (the pod template's
+hash), and the status shows it observed and rolled out (what kubernetes.core's StatefulSet readiness waits for).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-OBJECT_PATH = re.compile(r'^/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(secrets|deployments)/([^/]+)$')
+OBJECT_PATH = re.compile(r'^/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(secrets|deployments|statefulsets)/([^/]+)$')
 
 VERSION = {'major': '1', 'minor': '32', 'gitVersion': 'v1.32.0-qflow-fake', 'platform': 'linux/amd64'}
 API_VERSIONS = {'kind': 'APIVersions', 'versions': ['v1'],
@@ -32,6 +36,8 @@ API_V1 = {'kind': 'APIResourceList', 'groupVersion': 'v1', 'resources': [
 ]}
 APPS_V1 = {'kind': 'APIResourceList', 'groupVersion': 'apps/v1', 'resources': [
     {'name': 'deployments', 'singularName': 'deployment', 'namespaced': True, 'kind': 'Deployment',
+     'verbs': ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']},
+    {'name': 'statefulsets', 'singularName': 'statefulset', 'namespaced': True, 'kind': 'StatefulSet',
      'verbs': ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']},
 ]}
 
@@ -47,6 +53,17 @@ def merge_patch(target, patch):
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
+
+
+def _rolled_out(sts):
+    """A StatefulSet after its controller's instant rollout: the template's revision is current, every replica on it."""
+    revision = '%s-%s' % (sts['metadata']['name'], hashlib.sha256(
+        json.dumps(sts['spec']['template'], sort_keys=True).encode()).hexdigest()[:10])
+    replicas = sts['spec']['replicas']
+    sts['status'] = {'observedGeneration': sts['metadata']['generation'], 'replicas': replicas,
+                     'readyReplicas': replicas, 'currentReplicas': replicas, 'updatedReplicas': replicas,
+                     'availableReplicas': replicas, 'currentRevision': revision, 'updateRevision': revision}
+    return sts
 
 
 def _status(code, reason, message):
@@ -129,6 +146,20 @@ class FakeKubeAPI:
                            'conditions': [{'type': 'Available', 'status': 'True', 'reason': 'MinimumReplicasAvailable'}]},
             }
 
+    def add_statefulset(self, namespace, name):
+        """Store a StatefulSet (update strategy RollingUpdate), rolled out (the fake has no pods)."""
+        with self._lock:
+            self._rv += 1
+            self.objects[(namespace, 'statefulsets', name)] = _rolled_out({
+                'kind': 'StatefulSet', 'apiVersion': 'apps/v1',
+                'metadata': {'name': name, 'namespace': namespace, 'uid': 'fake-%s-%s' % (namespace, name),
+                             'resourceVersion': str(self._rv), 'generation': 1},
+                'spec': {'replicas': 1, 'serviceName': name, 'updateStrategy': {'type': 'RollingUpdate'},
+                         'selector': {'matchLabels': {'app.kubernetes.io/instance': name}},
+                         'template': {'metadata': {'labels': {'app.kubernetes.io/instance': name}, 'annotations': {}},
+                                      'spec': {'containers': [{'name': 'qflow', 'image': 'registry.example/q:1'}]}}},
+            })
+
     def secret(self, namespace, name):
         with self._lock:
             return copy.deepcopy(self.objects.get((namespace, 'secrets', name)))
@@ -136,6 +167,10 @@ class FakeKubeAPI:
     def deployment(self, namespace, name):
         with self._lock:
             return copy.deepcopy(self.objects.get((namespace, 'deployments', name)))
+
+    def statefulset(self, namespace, name):
+        with self._lock:
+            return copy.deepcopy(self.objects.get((namespace, 'statefulsets', name)))
 
     def handle(self, method, raw_path, content_type, body):
         parts = urlsplit(raw_path)
@@ -174,17 +209,23 @@ class FakeKubeAPI:
                 if updated != current:
                     self._rv += 1
                     updated['metadata']['resourceVersion'] = str(self._rv)
+                    if key[1] == 'statefulsets' and updated['spec'] != current['spec']:
+                        updated['metadata']['generation'] += 1
+                        _rolled_out(updated)
                     self.objects[key] = updated
                 return 200, copy.deepcopy(self.objects[key])
         self.unknown.append((method, raw_path))
         return 404, _status(404, 'NotFound', 'fake API: %s %s is not implemented' % (method, path))
 
 
-def kubeconfig(url, namespace='qflow'):
-    """A kubeconfig (YAML is a superset of JSON) for a client of the fake server."""
+def kubeconfig(url, namespace='qflow', contexts=None, current='fake'):
+    """A kubeconfig (YAML is a superset of JSON) for a client of the fake server; ``contexts`` {name: url} instead
+    makes one cluster and context per entry (``current`` names the current-context), like a kubeconfig of clusters."""
+    contexts = contexts or {'fake': url}
     return json.dumps({
-        'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'fake',
-        'clusters': [{'name': 'fake', 'cluster': {'server': url}}],
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': current,
+        'clusters': [{'name': name, 'cluster': {'server': server}} for name, server in contexts.items()],
         'users': [{'name': 'fake', 'user': {'token': 'fake-token'}}],
-        'contexts': [{'name': 'fake', 'context': {'cluster': 'fake', 'user': 'fake', 'namespace': namespace}}],
+        'contexts': [{'name': name, 'context': {'cluster': name, 'user': 'fake', 'namespace': namespace}}
+                     for name in contexts],
     }, indent=2)

@@ -6,7 +6,9 @@
   2.5: QFLOW_RELEASE_DIR, `qflow-lab release`); processes lab only (on profile systemd the release dir lives in the
   containers).
 - Kubernetes backend against a FAKE Kubernetes API (k8s_fake_rollout: ReplicaSets and the controller's revision
-  bookkeeping on top of k8s_fake_api) with the real kubernetes.core.k8s_rollback, and a stub node for the health gate.
+  bookkeeping on top of k8s_fake_api) with the real kubernetes.core.k8s_rollback, and a stub node for the health gate;
+  the cluster is one context of a kubeconfig with two (qflow_k8s_context, qflow_k8s_kubeconfig), the other one (the
+  current context) unreachable. A StatefulSet is restarted by the service role and refused by the deployment role.
   Needs no lab.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import threading
 import urllib.request
@@ -192,6 +195,26 @@ class StubNode:
         self.server.server_close()
 
 
+def dead_url():
+    """A loopback URL nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return "http://127.0.0.1:%d" % sock.getsockname()[1]
+
+
+# No cluster from the environment (run_cmd adds to os.environ): only the inventory's qflow_k8s_* can name one.
+NO_CLUSTER_ENV = {"K8S_AUTH_KUBECONFIG": "", "K8S_AUTH_CONTEXT": "", "KUBECONFIG": ""}
+
+
+def two_cluster_kubeconfig(tmp_path, url):
+    """A kubeconfig whose context prod is the fake API and whose current context (other) is unreachable: a task
+    without qflow_k8s_context, or one that ignored it, fails to connect."""
+    from k8s_fake_api import kubeconfig  # noqa: E402
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig(None, contexts={"prod": url, "other": dead_url()}, current="other"))
+    return path
+
+
 K8S_PLAY = [{
     "name": "History and rollback of a Deployment",
     "hosts": "localhost",
@@ -201,24 +224,25 @@ K8S_PLAY = [{
 }]
 
 
+@pytest.mark.nolab  # the fake Kubernetes API on loopback
 def test_kubernetes_rollback_four_steps(tmp_path):
     pytest.importorskip("kubernetes", reason="kubernetes.core needs the Python kubernetes library (requirements.txt)")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from k8s_fake_rollout import FakeKubeRollout  # noqa: E402
-    from k8s_fake_api import kubeconfig  # noqa: E402
 
     node = StubNode()
     try:
         with FakeKubeRollout() as api:
             api.add_rollout("qflow", "qflow", ["registry.example/qflow:%s" % GOOD, "registry.example/qflow:%s" % BAD])
             assert api.deployment("qflow", "qflow")["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
-            (tmp_path / "kubeconfig").write_text(kubeconfig(api.url))
             inventory = tmp_path / "hosts.yml"
             inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
                 "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                "qflow_service_backend": "kubernetes", "qflow_k8s_namespace": "qflow", "qflow_k8s_deployment": "qflow",
+                "qflow_service_backend": "kubernetes", "qflow_k8s_namespace": "qflow",
+                "qflow_k8s_deployment": "qflow",  # the older name of qflow_k8s_workload
+                "qflow_k8s_kubeconfig": str(two_cluster_kubeconfig(tmp_path, api.url)), "qflow_k8s_context": "prod",
                 "qflow_api_url": node.url, "qflow_service_gate_timeout": 10, "qflow_service_gate_delay": 1}}}}))
-            env = {"K8S_AUTH_KUBECONFIG": str(tmp_path / "kubeconfig")}
+            env = NO_CLUSTER_ENV
 
             def go(check):
                 return run(tmp_path, check=check, play=K8S_PLAY, inventory=str(inventory), host="localhost", env=env)
@@ -261,5 +285,62 @@ def test_kubernetes_rollback_four_steps(tmp_path):
                 assert api.deployment("qflow", "qflow") == after
                 assert len([r for r in api.requests if r[0] == "PATCH"]) == patches
             assert not api.unknown, api.unknown
+    finally:
+        node.close()
+
+
+STS_PLAY = [{
+    "name": "Restart, then roll back, a StatefulSet",
+    "hosts": "localhost",
+    "connection": "local",
+    "gather_facts": False,
+    "tasks": [
+        {"name": "Restart", "ansible.builtin.include_role": {"name": "qflow.ops.service", "tasks_from": "restart"}},
+        {"name": "Facts", "ansible.builtin.debug": {"msg": {"gate": "{{ qflow_service_gate }}"}}},
+        {"name": "Rollback", "ansible.builtin.include_role": {"name": "qflow.ops.deployment", "tasks_from": "rollback"}},
+    ],
+}]
+
+
+@pytest.mark.nolab  # the fake Kubernetes API on loopback
+def test_kubernetes_statefulset_restart_and_refused_rollback(tmp_path):
+    pytest.importorskip("kubernetes", reason="kubernetes.core needs the Python kubernetes library (requirements.txt)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from k8s_fake_api import FakeKubeAPI  # noqa: E402
+
+    node = StubNode()
+    try:
+        with FakeKubeAPI() as api:
+            api.add_statefulset("qflow", "qflow-eu-1")
+            before = api.statefulset("qflow", "qflow-eu-1")
+            config = two_cluster_kubeconfig(tmp_path, api.url)
+            inventory = tmp_path / "hosts.yml"
+            inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+                "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                "qflow_service_backend": "kubernetes", "qflow_k8s_namespace": "qflow",
+                "qflow_k8s_kind": "StatefulSet", "qflow_k8s_workload": "qflow-eu-1",
+                "qflow_k8s_kubeconfig": str(config), "qflow_k8s_context": "prod",
+                "qflow_api_url": node.url, "qflow_service_gate_timeout": 10, "qflow_service_gate_delay": 1}}}}))
+
+            rc, changed, facts, failures = run(tmp_path, play=STS_PLAY, inventory=str(inventory), host="localhost",
+                                               env=NO_CLUSTER_ENV)
+
+            # the restart: one patch of the pod template, the rollout (a new revision) observed, the gate passed
+            after = api.statefulset("qflow", "qflow-eu-1")
+            assert "kubectl.kubernetes.io/restartedAt" in after["spec"]["template"]["metadata"]["annotations"]
+            assert after["metadata"]["generation"] == 2 and after["status"]["observedGeneration"] == 2
+            assert after["status"]["updateRevision"] != before["status"]["updateRevision"]
+            assert facts["gate"]["ok"] is True, facts
+            patches = [(p, ct) for m, p, q, ct in api.requests if m == "PATCH"]
+            assert patches == [("/apis/apps/v1/namespaces/qflow/statefulsets/qflow-eu-1",
+                                "application/strategic-merge-patch+json")], patches
+
+            # the rollback: refused before any API call, saying what to run instead
+            assert rc != 0 and len(failures) == 1, failures
+            assert "StatefulSet qflow/qflow-eu-1 (qflow_k8s_kind)" in failures[0], failures
+            assert ("kubectl --kubeconfig %s --context prod -n qflow rollout undo statefulset/qflow-eu-1 "
+                    "--to-revision=<revision>" % config) in failures[0], failures
+            assert not [r for r in api.requests if "deployments" in r[1] or "replicasets" in r[1]]
+            assert api.statefulset("qflow", "qflow-eu-1") == after and not api.unknown, api.unknown
     finally:
         node.close()

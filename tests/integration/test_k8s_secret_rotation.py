@@ -21,6 +21,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from k8s_fake_api import FakeKubeAPI, kubeconfig  # noqa: E402
 
+# no lab: the fake Kubernetes API on loopback (make test runs it beside make check)
+pytestmark = pytest.mark.nolab
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 OLD_JWT = 'old-jwt-secret-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
@@ -70,18 +73,24 @@ def fake_api():
         yield api
 
 
-def run_jwt_step(tmp_path, server_url, *args):
-    """ansible-playbook of the JWT step; returns (completed process, {'jwt': ..., 'checks': ...})."""
-    (tmp_path / 'kubeconfig').write_text(kubeconfig(server_url))
+def run_jwt_step(tmp_path, server_url, *args, config=None, extra_vars=None):
+    """ansible-playbook of the JWT step; returns (completed process, {'jwt': ..., 'checks': ...}). The kubeconfig of
+    ``server_url`` is given by K8S_AUTH_KUBECONFIG; ``config`` (kubeconfig text) by qflow_k8s_kubeconfig instead."""
+    (tmp_path / 'kubeconfig').write_text(config or kubeconfig(server_url))
     (tmp_path / 'play.yml').write_text(PLAYBOOK)
     out = tmp_path / 'out.json'
     if out.exists():
         out.unlink()
-    env = dict(os.environ, K8S_AUTH_KUBECONFIG=str(tmp_path / 'kubeconfig'), ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'),
-               ANSIBLE_NOCOLOR='1', PATH='%s:%s' % (VENV_BIN, os.environ.get('PATH', '')))
+    env = {k: v for k, v in os.environ.items() if not k.startswith('K8S_AUTH_') and k != 'KUBECONFIG'}
+    env.update(ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               PATH='%s:%s' % (VENV_BIN, os.environ.get('PATH', '')))
     extra = {'qflow_service_backend': 'kubernetes', 'qflow_k8s_namespace': 'qflow', 'qflow_k8s_secret': 'qflow-secrets',
              'qflow_api_url': 'http://127.0.0.1:9', 'ansible_python_interpreter': sys.executable,
-             'qflow_task_timeout': 120, 'out_file': str(out)}
+             'qflow_task_timeout': 120, 'out_file': str(out), **(extra_vars or {})}
+    if config:
+        extra['qflow_k8s_kubeconfig'] = str(tmp_path / 'kubeconfig')
+    else:
+        env['K8S_AUTH_KUBECONFIG'] = str(tmp_path / 'kubeconfig')
     proc = subprocess.run([str(VENV_BIN / 'ansible-playbook'), str(tmp_path / 'play.yml'), '-i', 'localhost,',
                            '-e', json.dumps(extra), *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -132,6 +141,38 @@ def test_four_steps_rotate_once_with_previous_and_annotations(fake_api, tmp_path
         assert jwt_item(result)['value'] == 'no change'
         assert fake_api.secret('qflow', 'qflow-secrets') == after
     assert fake_api.unknown == []
+
+
+def test_kubernetes_context_selects_the_cluster(fake_api, tmp_path):
+    """One kubeconfig with two clusters, given by qflow_k8s_kubeconfig (no K8S_AUTH_* variable), its current context
+    the other cluster: qflow_k8s_context decides which API server every kubernetes.core task of the step talks to."""
+    with FakeKubeAPI() as other:
+        other.add_secret('qflow', 'qflow-secrets', {'QFLOW_JWT_SECRET': b64(OLD_JWT)})
+        other_before = other.secret('qflow', 'qflow-secrets')
+        config = kubeconfig(None, contexts={'prod-eu-west': fake_api.url, 'prod-us-east': other.url},
+                            current='prod-us-east')
+
+        # qflow_k8s_context prod-eu-west: that cluster's Secret is read and rotated, the current context is never asked
+        proc, result = run_jwt_step(tmp_path, None, config=config, extra_vars={'qflow_k8s_context': 'prod-eu-west'})
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert result['jwt']['changed'] is True and result['jwt']['rotated'] == ['QFLOW_JWT_SECRET']
+        rotated = fake_api.secret('qflow', 'qflow-secrets')
+        assert unb64(rotated['data']['QFLOW_JWT_SECRET_PREVIOUS']) == OLD_JWT
+        assert {(m, p) for m, p, _, _ in fake_api.requests if '/secrets/' in p} == {
+            ('GET', '/api/v1/namespaces/qflow/secrets/qflow-secrets'),
+            ('PATCH', '/api/v1/namespaces/qflow/secrets/qflow-secrets')}
+        assert other.requests == [] and other.secret('qflow', 'qflow-secrets') == other_before
+
+        # no qflow_k8s_context: the same file (qflow_k8s_kubeconfig), its current context (check mode: a dry run)
+        asked = len(fake_api.requests)
+        proc, result = run_jwt_step(tmp_path, None, '--check', config=config)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert result['jwt']['changed'] is True  # us-east's Secret has no rotation annotation: it would rotate
+        assert ('GET', '/api/v1/namespaces/qflow/secrets/qflow-secrets', '', None) in other.requests
+        assert any(m == 'PATCH' and 'dryRun=All' in q for m, _, q, _ in other.requests)
+        assert other.secret('qflow', 'qflow-secrets') == other_before
+        assert len(fake_api.requests) == asked and fake_api.secret('qflow', 'qflow-secrets') == rotated
+        assert fake_api.unknown == [] and other.unknown == []
 
 
 def test_secret_values_never_in_output_at_vvv(fake_api, tmp_path):
