@@ -110,7 +110,7 @@ check: setup sanity lint docs-check unit
 ## that profile adds: SSH, systemd units, production paths, the collection and timers inside a node). Then, alone (its
 ## tests measure CPU and latency), the integration suite on the processes lab, one lab shared by every test module.
 test: setup
-	rc=0; stages=""; logs=build/test-logs; mkdir -p $$logs
+	@rc=0; stages=""; logs=build/test-logs; mkdir -p $$logs
 	begin=$$SECONDS
 	$(MAKE) --no-print-directory check >$$logs/check.log 2>&1 & check=$$!
 	$(MAKE) --no-print-directory test-systemd SYSTEMD_SELECT='-m "systemd or nolab"' >$$logs/systemd.log 2>&1 & systemd=$$!
@@ -127,7 +127,7 @@ test: setup
 ## the tests marked nolab run in the systemd stage instead (PROCESSES_SELECT)
 PROCESSES_SELECT ?=
 test-processes: setup
-	$(BIN)/qflow-lab up --nodes $(TEST_NODES)
+	@$(BIN)/qflow-lab up --nodes $(TEST_NODES)
 	rc=0
 	QFLOW_TEST_NODES=$(TEST_NODES) $(PY) -m pytest tests/integration $(PROCESSES_SELECT) -p no:cacheprovider -q -rs --durations=20 || rc=$$?
 	$(BIN)/qflow-lab down
@@ -139,7 +139,7 @@ test-processes: setup
 SYSTEMD_NODES ?= 3
 SYSTEMD_SELECT ?= -m systemd
 test-systemd: setup
-	$(BIN)/qflow-lab up --profile systemd --nodes $(SYSTEMD_NODES) --deploy $(DEPLOY) --timeout 300
+	@$(BIN)/qflow-lab up --profile systemd --nodes $(SYSTEMD_NODES) --deploy $(DEPLOY) --timeout 300
 	rc=0
 	QFLOW_LAB_PROFILE=systemd QFLOW_LAB_DEPLOY=$(DEPLOY) QFLOW_TEST_NODES=$(SYSTEMD_NODES) \
 	  $(PY) -m pytest tests/integration $(SYSTEMD_SELECT) -p no:cacheprovider -q -rs --durations=20 || rc=$$?

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import qflow_ops
-from labtest import lab_hosts, scratch
+from labtest import LAB_NODES, lab_hosts, scratch
 
 NODE_NAMES = []
 
@@ -44,12 +44,12 @@ def test_four_steps(lab_inventory, inventory_copy, tmp_path, report_dir):
     # 1. check mode: would back up every node, writes nothing
     r1 = qflow_ops.run("nightly-backup", inv, extravars=extra, check=True, report_dir=report_dir)
     assert _archives(base) == []
-    assert _changed(r1) >= 8, r1.stats
+    assert _changed(r1) >= LAB_NODES, r1.stats
     # 2. real: one verified archive per node
     r2 = qflow_ops.run("nightly-backup", inv, extravars=extra, report_dir=report_dir)
     assert r2.rc == 0, r2.stdout[-4000:]
     first = _archives(base)
-    assert len(first) >= 8
+    assert len(first) >= LAB_NODES
     assert all(c["ok"] for c in r2.report["checks"])
     catalog = json.loads((_dir(base, "qflow-node-1") / "catalog.json").read_text())
     assert catalog["backups"][0]["verified"] is True
