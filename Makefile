@@ -105,32 +105,39 @@ integration-systemd: setup
 .PHONY: check test-processes
 check: setup sanity lint docs-check unit
 
-## test: every check and test, each stage timed (README, "Tests"). First, side by side: check (CPU: sanity, lint,
-## ansible-doc, unit) and the systemd profile's stage (mostly waiting on containers: the tests marked `systemd`, what
-## that profile adds: SSH, systemd units, production paths, the collection and timers inside a node). Then, alone (its
-## tests measure CPU and latency), the integration suite on the processes lab, one lab shared by every test module.
+## test: every check and test, each stage timed (README, "Tests"), in two phases.
+##  1. Side by side: check (CPU: sanity, lint, ansible-doc, unit); the systemd profile's stage (the tests marked
+##     `systemd`, what that profile adds: SSH, systemd units, production paths, the collection and timers inside a node,
+##     and the tests marked `nolab`); and the processes lab's tests marked `early` (long, mostly waiting, and shown to
+##     hold under CPU contention: the game days, the monthly window, …).
+##  2. Alone, on the same processes lab (one lab shared by every test module): the rest of the integration suite, whose
+##     tests measure CPU and latency.
 test: setup
 	@rc=0; stages=""; logs=build/test-logs; mkdir -p $$logs
 	begin=$$SECONDS
 	$(MAKE) --no-print-directory check >$$logs/check.log 2>&1 & check=$$!
 	$(MAKE) --no-print-directory test-systemd SYSTEMD_SELECT='-m "systemd or nolab"' >$$logs/systemd.log 2>&1 & systemd=$$!
+	$(MAKE) --no-print-directory test-processes PROCESSES_SELECT='-m "early and not nolab"' LAB_DOWN= \
+	  >$$logs/early.log 2>&1 & early=$$!
 	wait $$check || rc=$$?; stages="$$stages check=$$((SECONDS - begin))s"
-	echo "== make check (log: $$logs/check.log)"; cat $$logs/check.log
+	wait $$early || rc=$$?; stages="$$stages early=$$((SECONDS - begin))s"
 	wait $$systemd || rc=$$?; stages="$$stages systemd=$$((SECONDS - begin))s"
-	echo "== make test-systemd (log: $$logs/systemd.log)"; cat $$logs/systemd.log
+	for log in check early systemd; do echo "== $$log (log: $$logs/$$log.log)"; cat $$logs/$$log.log; done
 	begin=$$SECONDS
-	$(MAKE) --no-print-directory test-processes PROCESSES_SELECT='-m "not nolab"' || rc=$$?; stages="$$stages integration=$$((SECONDS - begin))s"
-	echo "== make test stages (check and systemd side by side, then integration):$$stages, rc=$$rc"
+	$(MAKE) --no-print-directory test-processes PROCESSES_SELECT='-m "not early and not nolab"' || rc=$$?
+	stages="$$stages processes=$$((SECONDS - begin))s"
+	echo "== make test stages (phase 1: check, early, systemd side by side; phase 2: processes):$$stages, rc=$$rc"
 	exit $$rc
 
-## test-processes: the integration suite against the processes lab (brought up, shared, then down); within make test,
-## the tests marked nolab run in the systemd stage instead (PROCESSES_SELECT)
+## test-processes: the integration suite against the processes lab (brought up, shared, then down unless LAB_DOWN is
+## empty); within make test, PROCESSES_SELECT splits it in two phases
 PROCESSES_SELECT ?=
+LAB_DOWN ?= yes
 test-processes: setup
 	@$(BIN)/qflow-lab up --nodes $(TEST_NODES)
 	rc=0
 	QFLOW_TEST_NODES=$(TEST_NODES) $(PY) -m pytest tests/integration $(PROCESSES_SELECT) -p no:cacheprovider -q -rs --durations=20 || rc=$$?
-	$(BIN)/qflow-lab down
+	[ -z "$(LAB_DOWN)" ] || $(BIN)/qflow-lab down
 	exit $$rc
 
 ## test-systemd: the integration tests marked `systemd` on the systemd profile (SYSTEMD_NODES containers with

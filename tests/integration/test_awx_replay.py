@@ -23,6 +23,9 @@ import yaml
 from labtest import LAB_INVENTORY, SYSTEMD, assert_all_green, host_path, items, lab_hosts
 from qflow_ops import awx
 
+# make test: first phase, beside make check (long, mostly waiting; holds under CPU contention)
+pytestmark = pytest.mark.early
+
 DEFS = awx.load()
 NODE = "qflow-node-1"
 # what the credentials bring: removed from the inventory copy, so only the controller's injection can deliver it

@@ -21,7 +21,8 @@ import pytest
 import qflow_ops
 from labtest import LAB_INVENTORY, LAB_NODES, ROOT, SYSTEMD, hostvars, lab, lab_url, node_pid, wait_until
 
-pytestmark = pytest.mark.skipif(SYSTEMD, reason="game days run on the processes profile (lab CLI faults, pids)")
+pytestmark = [pytest.mark.skipif(SYSTEMD, reason="game days run on the processes profile (lab CLI faults, pids)"),
+              pytest.mark.early]  # make test: first phase, beside make check (long, mostly waiting; holds under contention)
 
 MEASUREMENTS = ROOT / "reports" / "game-days.json"
 OPERATORS = ["squid:ops:lab-operator", "squid:ops:qflow-ops"]

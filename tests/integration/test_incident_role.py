@@ -17,7 +17,8 @@ from labtest import RECEIVER, ROOT, SYSTEMD, run_cmd
 
 # Controller-side only (no lab node): one run, against the processes lab's notification sink, is enough. On the systemd
 # profile that sink is not running (the profile has its own, on the lab network), so the delivery assertions would fail.
-pytestmark = pytest.mark.skipif(SYSTEMD, reason="controller-side; runs on the processes profile with its notification sink")
+pytestmark = [pytest.mark.skipif(SYSTEMD, reason="controller-side; runs on the processes profile with its notification sink"),
+              pytest.mark.early]  # make test: first phase, beside make check (long, mostly waiting; holds under contention)
 
 SMTP_PORT = 19025
 T0 = "2026-11-27T03:12:45Z"

@@ -15,7 +15,8 @@ import yaml
 
 from labtest import BIN, LAB_INVENTORY, ROOT, SYSTEMD, lab_hosts
 
-pytestmark = pytest.mark.skipif(SYSTEMD, reason="controller-side packaging; proven once, on the processes lab")
+pytestmark = [pytest.mark.skipif(SYSTEMD, reason="controller-side packaging; proven once, on the processes lab"),
+              pytest.mark.early]  # make test: first phase, beside make check (long, mostly waiting; holds under contention)
 
 
 def clean_env(**extra):
@@ -66,10 +67,11 @@ def test_procedure_runs_by_fqcn_from_another_directory(installed, green_lab, tmp
     work = tmp_path / "ops"
     work.mkdir()
     inventory = one_node_inventory(work / "hosts.yml")
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "qflow.ops.morning_health_check", "-i", str(inventory),
-                           "-e", "qflow_health_metrics_window=1m"], cwd=work, capture_output=True, text=True,
-                          env=clean_env(ANSIBLE_COLLECTIONS_PATH=str(collections)), timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    for playbook in ("qflow.ops.nightly_backup", "qflow.ops.morning_health_check"):  # the check wants a fresh backup
+        proc = subprocess.run([str(BIN / "ansible-playbook"), playbook, "-i", str(inventory),
+                               "-e", "qflow_health_metrics_window=1m"], cwd=work, capture_output=True, text=True,
+                              env=clean_env(ANSIBLE_COLLECTIONS_PATH=str(collections)), timeout=600)
+        assert proc.returncode == 0, playbook + proc.stdout[-4000:] + proc.stderr[-2000:]
     assert str(collections) in proc.stdout or "qflow.ops" in proc.stdout
     report = json.loads((work / "reports" / "morning-health-check" / "latest" / "report.json").read_text())
     assert report["result"] == "pass" and report["summary"]["items"] > 5 and list(report["nodes"]) == ["qflow-node-1"]
@@ -95,7 +97,7 @@ def test_zero_targets_fail_from_the_installed_collection(installed, tmp_path):
 def test_pip_installed_qflow_ops_runs_the_installed_collection(installed, green_lab, tmp_path):
     _, _, collections = installed
     site = tmp_path / "site"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                           "--target", str(site), str(ROOT)], capture_output=True, text=True, env=clean_env(),
                          timeout=600)
     assert pip.returncode == 0, pip.stdout + pip.stderr

@@ -16,7 +16,8 @@ from labtest import SYSTEMD, hostvars, lab
 NODES = ["qflow-node-1", "qflow-node-2", "qflow-node-3"]
 LIMIT = ",".join(NODES)
 
-pytestmark = pytest.mark.skipif(SYSTEMD, reason="processes profile: node files and pids are read from the controller")
+pytestmark = [pytest.mark.skipif(SYSTEMD, reason="processes profile: node files and pids are read from the controller"),
+              pytest.mark.early]  # make test: first phase, beside make check (long, mostly waiting; holds under contention)
 
 
 def _pids():
